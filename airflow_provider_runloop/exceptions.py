@@ -1,0 +1,154 @@
+"""Errors raised by the Runloop provider: one small hierarchy, every message actionable.
+
+No exception here ever carries the API key: messages are built from the method, the path (never the
+query string or headers), the status, the request id and a short excerpt of the response body.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RunloopAPIError",
+    "RunloopAuthenticationError",
+    "RunloopBadRequestError",
+    "RunloopBenchmarkRunFailedError",
+    "RunloopConflictError",
+    "RunloopError",
+    "RunloopInvalidResponseError",
+    "RunloopNotFoundError",
+    "RunloopRateLimitError",
+    "RunloopServerError",
+    "RunloopTimeoutError",
+    "RunloopTransportError",
+    "RunloopUnknownStateError",
+]
+
+_BODY_EXCERPT_CHARS = 300
+
+
+class RunloopError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class RunloopAPIError(RunloopError):
+    """The Runloop API answered with a non-2xx status.
+
+    :param status_code: the HTTP status of the response.
+    :param method: the request method.
+    :param path: the request path, without the query string.
+    :param request_id: the ``x-request-id`` of the request (or of the response), if any.
+    :param body: the response body; only a short excerpt is kept.
+    :param hint: what the user should do next, appended to the message.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        status_code: int,
+        method: str,
+        path: str,
+        *,
+        request_id: str | None = None,
+        body: str = "",
+        hint: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+        self.request_id = request_id
+        self.body_excerpt = _excerpt(body)
+        message = f"Runloop API {method} {path} returned {status_code}"
+        if self.body_excerpt:
+            message += f": {self.body_excerpt}"
+        if request_id:
+            message += f" (request id {request_id})"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+
+
+class RunloopBadRequestError(RunloopAPIError):
+    """400 or 422: the request was rejected as invalid; retrying will not help."""
+
+
+class RunloopAuthenticationError(RunloopAPIError):
+    """401 or 403: the API key is missing, wrong, or lacks permission."""
+
+
+class RunloopNotFoundError(RunloopAPIError):
+    """404: no such resource (check the id and the connection's base URL)."""
+
+
+class RunloopConflictError(RunloopAPIError):
+    """409: the server reported a conflict (retried: Runloop uses it for lock time-outs)."""
+
+    retryable = True
+
+
+class RunloopRateLimitError(RunloopAPIError):
+    """429: too many requests.
+
+    :param retry_after: seconds the server asked the client to wait, when it said.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        status_code: int,
+        method: str,
+        path: str,
+        *,
+        request_id: str | None = None,
+        body: str = "",
+        hint: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(status_code, method, path, request_id=request_id, body=body, hint=hint)
+
+
+class RunloopServerError(RunloopAPIError):
+    """5xx (and 408): the server failed; the request is retried."""
+
+    retryable = True
+
+
+class RunloopTransportError(RunloopError):
+    """No usable response: the connection failed, was dropped, or timed out."""
+
+    retryable = True
+
+    def __init__(self, method: str, path: str, reason: str) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"Runloop API {method} {path} failed: {reason}")
+
+
+class RunloopTimeoutError(RunloopTransportError):
+    """The request timed out (connect, read, write or pool)."""
+
+
+class RunloopInvalidResponseError(RunloopError):
+    """The server answered 2xx but the body is not what the API promises.
+
+    Raised for malformed or truncated JSON, a body that does not match the expected shape, and a
+    paginated listing whose cursor does not advance.
+    """
+
+    retryable = False
+
+
+class RunloopUnknownStateError(RunloopError):
+    """The API reported a state this provider does not know; it fails closed instead of guessing."""
+
+
+class RunloopBenchmarkRunFailedError(RunloopError):
+    """A benchmark run ended badly: the run failed or was canceled, or scenario runs failed."""
+
+
+def _excerpt(body: str) -> str:
+    text = " ".join(body.split())
+    if len(text) > _BODY_EXCERPT_CHARS:
+        return text[: _BODY_EXCERPT_CHARS - 1] + "…"
+    return text

@@ -1,0 +1,239 @@
+"""Pydantic views of the Runloop benchmark API responses, and the state enums.
+
+The views are deliberately lenient, like the official SDK: unknown fields are ignored and a state
+string the provider does not know is kept as a plain ``str`` (not rejected while parsing), so that
+``progress`` can fail closed with an error that names it. Fields the provider does not need are
+optional even where the API marks them required.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BenchmarkJobList",
+    "BenchmarkJobState",
+    "BenchmarkJobView",
+    "BenchmarkList",
+    "BenchmarkOutcome",
+    "BenchmarkRunList",
+    "BenchmarkRunState",
+    "BenchmarkRunView",
+    "BenchmarkView",
+    "InProgressRun",
+    "JobSpecView",
+    "ListView",
+    "ScenarioOutcome",
+    "ScenarioRunList",
+    "ScenarioRunState",
+    "ScenarioRunView",
+    "ScoringContractResult",
+    "ScoringFunctionResult",
+]
+
+
+class BenchmarkRunState(str, enum.Enum):
+    """States of a benchmark run."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+
+class ScenarioRunState(str, enum.Enum):
+    """States of a scenario run: ``running → scoring → scored → completed``, or an end state."""
+
+    RUNNING = "running"
+    SCORING = "scoring"
+    SCORED = "scored"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELED = "canceled"
+
+
+class BenchmarkJobState(str, enum.Enum):
+    """States of a benchmark job (note the API's spelling ``cancelled`` for jobs)."""
+
+    INITIALIZING = "initializing"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+
+# A known state parses to its enum member; an unknown one stays a str (tried left to right).
+RunState = Annotated[BenchmarkRunState | str, Field(union_mode="left_to_right")]
+ScenarioState = Annotated[ScenarioRunState | str, Field(union_mode="left_to_right")]
+JobState = Annotated[BenchmarkJobState | str, Field(union_mode="left_to_right")]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class ScoringFunctionResult(_View):
+    """The result of one scoring function on a scenario run."""
+
+    scoring_function_name: str
+    score: float
+    state: str = "unknown"
+    output: str = ""
+
+
+class ScoringContractResult(_View):
+    """All scoring functions' results for one scenario run; ``score`` is the total (0 to 1)."""
+
+    score: float
+    scoring_function_results: list[ScoringFunctionResult] = Field(default_factory=list)
+
+
+class ScenarioRunView(_View):
+    """One run of one scenario, usually attached to a benchmark run."""
+
+    id: str
+    scenario_id: str
+    state: ScenarioState
+    devbox_id: str | None = None
+    name: str | None = None
+    benchmark_run_id: str | None = None
+    scoring_contract_result: ScoringContractResult | None = None
+    start_time_ms: int | None = None
+    duration_ms: int | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    purpose: str | None = None
+    environment_variables: dict[str, str] | None = None
+    secrets_provided: dict[str, str] | None = None
+
+
+class BenchmarkRunView(_View):
+    """A benchmark run: a set of scenario runs under one benchmark (or one benchmark job)."""
+
+    id: str
+    state: RunState
+    benchmark_id: str | None = None
+    name: str | None = None
+    start_time_ms: int | None = None
+    duration_ms: int | None = None
+    score: float | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    purpose: str | None = None
+    environment_variables: dict[str, str] | None = None
+    secrets_provided: dict[str, str] | None = None
+
+
+class BenchmarkView(_View):
+    """A benchmark definition. The API spells the scenario list ``scenarioIds`` in responses."""
+
+    id: str
+    name: str
+    scenario_ids: list[str] = Field(default_factory=list, alias="scenarioIds")
+    status: str = "active"
+    metadata: dict[str, str] = Field(default_factory=dict)
+    is_public: bool | None = None
+    description: str | None = None
+    attribution: str | None = None
+    required_environment_variables: list[str] = Field(default_factory=list)
+    required_secret_names: list[str] = Field(default_factory=list)
+
+
+class ScenarioOutcome(_View):
+    """A job's outcome for one scenario (states are upper case: ``COMPLETED``, ``FAILED``, ...)."""
+
+    scenario_definition_id: str
+    scenario_name: str = ""
+    state: str
+    scenario_run_id: str | None = None
+    score: float | None = None
+    duration_ms: int | None = None
+
+
+class BenchmarkOutcome(_View):
+    """A job's outcome for one benchmark run (one per agent config)."""
+
+    benchmark_run_id: str
+    agent_name: str = ""
+    model_name: str | None = None
+    n_completed: int = 0
+    n_failed: int = 0
+    n_timeout: int = 0
+    average_score: float | None = None
+    duration_ms: int | None = None
+    scenario_outcomes: list[ScenarioOutcome] = Field(default_factory=list)
+
+
+class InProgressRun(_View):
+    """A benchmark run a job has started and not finished."""
+
+    benchmark_run_id: str
+    state: RunState
+    start_time_ms: int | None = None
+    duration_ms: int | None = None
+
+
+class JobSpecView(_View):
+    """The resolved specification of a benchmark job."""
+
+    scenario_ids: list[str] = Field(default_factory=list)
+    agent_configs: list[dict[str, object]] = Field(default_factory=list)
+    orchestrator_config: dict[str, object] | None = None
+
+
+class BenchmarkJobView(_View):
+    """A benchmark job: Runloop orchestrates one benchmark run per agent config."""
+
+    id: str
+    name: str = ""
+    state: JobState
+    create_time_ms: int | None = None
+    failure_reason: str | None = None
+    job_source: dict[str, object] | None = None
+    job_spec: JobSpecView | None = None
+    in_progress_runs: list[InProgressRun] = Field(default_factory=list)
+    benchmark_outcomes: list[BenchmarkOutcome] = Field(default_factory=list)
+
+
+ItemT = TypeVar("ItemT", bound=_View)
+
+
+class ListView(_View, Generic[ItemT]):
+    """A page of a cursor-paginated listing: ``{<items key>: [...], has_more, total_count?}``.
+
+    ``has_more`` is ``None`` when the server left it out (the client then pages until a short or
+    empty page). ``remaining_count``, which old docs show, is ignored.
+    """
+
+    items_key: ClassVar[str]
+    has_more: bool | None = None
+    total_count: int | None = None
+
+    @property
+    def items(self) -> list[ItemT]:
+        items: list[ItemT] = getattr(self, self.items_key)
+        return items
+
+
+class ScenarioRunList(ListView[ScenarioRunView]):
+    items_key: ClassVar[str] = "runs"
+    runs: list[ScenarioRunView] = Field(default_factory=list)
+
+
+class BenchmarkRunList(ListView[BenchmarkRunView]):
+    items_key: ClassVar[str] = "runs"
+    runs: list[BenchmarkRunView] = Field(default_factory=list)
+
+
+class BenchmarkList(ListView[BenchmarkView]):
+    items_key: ClassVar[str] = "benchmarks"
+    benchmarks: list[BenchmarkView] = Field(default_factory=list)
+
+
+class BenchmarkJobList(ListView[BenchmarkJobView]):
+    items_key: ClassVar[str] = "jobs"
+    jobs: list[BenchmarkJobView] = Field(default_factory=list)

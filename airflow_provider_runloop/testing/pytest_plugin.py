@@ -1,0 +1,1 @@
+"""pytest plugin registering the ``runloop_emulator`` fixture."""
