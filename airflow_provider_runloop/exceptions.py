@@ -38,6 +38,7 @@ class RunloopAPIError(RunloopError):
     :param request_id: the ``x-request-id`` of the request (or of the response), if any.
     :param body: the response body; only a short excerpt is kept.
     :param hint: what the user should do next, appended to the message.
+    :param retry_after: seconds the server asked the client to wait before retrying, if it said.
     """
 
     retryable = False
@@ -51,12 +52,14 @@ class RunloopAPIError(RunloopError):
         request_id: str | None = None,
         body: str = "",
         hint: str = "",
+        retry_after: float | None = None,
     ) -> None:
         self.status_code = status_code
         self.method = method
         self.path = path
         self.request_id = request_id
         self.body_excerpt = _excerpt(body)
+        self.retry_after = retry_after
         message = f"Runloop API {method} {path} returned {status_code}"
         if self.body_excerpt:
             message += f": {self.body_excerpt}"
@@ -86,26 +89,9 @@ class RunloopConflictError(RunloopAPIError):
 
 
 class RunloopRateLimitError(RunloopAPIError):
-    """429: too many requests.
-
-    :param retry_after: seconds the server asked the client to wait, when it said.
-    """
+    """429: too many requests; retried, honouring ``Retry-After`` up to a cap."""
 
     retryable = True
-
-    def __init__(
-        self,
-        status_code: int,
-        method: str,
-        path: str,
-        *,
-        request_id: str | None = None,
-        body: str = "",
-        hint: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(status_code, method, path, request_id=request_id, body=body, hint=hint)
 
 
 class RunloopServerError(RunloopAPIError):

@@ -14,6 +14,7 @@ from typing import Annotated, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ApiView",
     "BenchmarkJobList",
     "BenchmarkJobState",
     "BenchmarkJobView",
@@ -74,11 +75,13 @@ ScenarioState = Annotated[ScenarioRunState | str, Field(union_mode="left_to_righ
 JobState = Annotated[BenchmarkJobState | str, Field(union_mode="left_to_right")]
 
 
-class _View(BaseModel):
+class ApiView(BaseModel):
+    """Base of every response view: extra fields ignored, instances immutable."""
+
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
 
-class ScoringFunctionResult(_View):
+class ScoringFunctionResult(ApiView):
     """The result of one scoring function on a scenario run."""
 
     scoring_function_name: str
@@ -87,14 +90,14 @@ class ScoringFunctionResult(_View):
     output: str = ""
 
 
-class ScoringContractResult(_View):
+class ScoringContractResult(ApiView):
     """All scoring functions' results for one scenario run; ``score`` is the total (0 to 1)."""
 
     score: float
     scoring_function_results: list[ScoringFunctionResult] = Field(default_factory=list)
 
 
-class ScenarioRunView(_View):
+class ScenarioRunView(ApiView):
     """One run of one scenario, usually attached to a benchmark run."""
 
     id: str
@@ -112,7 +115,7 @@ class ScenarioRunView(_View):
     secrets_provided: dict[str, str] | None = None
 
 
-class BenchmarkRunView(_View):
+class BenchmarkRunView(ApiView):
     """A benchmark run: a set of scenario runs under one benchmark (or one benchmark job)."""
 
     id: str
@@ -128,7 +131,7 @@ class BenchmarkRunView(_View):
     secrets_provided: dict[str, str] | None = None
 
 
-class BenchmarkView(_View):
+class BenchmarkView(ApiView):
     """A benchmark definition. The API spells the scenario list ``scenarioIds`` in responses."""
 
     id: str
@@ -143,7 +146,7 @@ class BenchmarkView(_View):
     required_secret_names: list[str] = Field(default_factory=list)
 
 
-class ScenarioOutcome(_View):
+class ScenarioOutcome(ApiView):
     """A job's outcome for one scenario (states are upper case: ``COMPLETED``, ``FAILED``, ...)."""
 
     scenario_definition_id: str
@@ -154,7 +157,7 @@ class ScenarioOutcome(_View):
     duration_ms: int | None = None
 
 
-class BenchmarkOutcome(_View):
+class BenchmarkOutcome(ApiView):
     """A job's outcome for one benchmark run (one per agent config)."""
 
     benchmark_run_id: str
@@ -168,7 +171,7 @@ class BenchmarkOutcome(_View):
     scenario_outcomes: list[ScenarioOutcome] = Field(default_factory=list)
 
 
-class InProgressRun(_View):
+class InProgressRun(ApiView):
     """A benchmark run a job has started and not finished."""
 
     benchmark_run_id: str
@@ -177,7 +180,7 @@ class InProgressRun(_View):
     duration_ms: int | None = None
 
 
-class JobSpecView(_View):
+class JobSpecView(ApiView):
     """The resolved specification of a benchmark job."""
 
     scenario_ids: list[str] = Field(default_factory=list)
@@ -185,7 +188,7 @@ class JobSpecView(_View):
     orchestrator_config: dict[str, object] | None = None
 
 
-class BenchmarkJobView(_View):
+class BenchmarkJobView(ApiView):
     """A benchmark job: Runloop orchestrates one benchmark run per agent config."""
 
     id: str
@@ -199,10 +202,10 @@ class BenchmarkJobView(_View):
     benchmark_outcomes: list[BenchmarkOutcome] = Field(default_factory=list)
 
 
-ItemT = TypeVar("ItemT", bound=_View)
+ItemT = TypeVar("ItemT", bound=ApiView)
 
 
-class ListView(_View, Generic[ItemT]):
+class ListView(ApiView, Generic[ItemT]):
     """A page of a cursor-paginated listing: ``{<items key>: [...], has_more, total_count?}``.
 
     ``has_more`` is ``None`` when the server left it out (the client then pages until a short or

@@ -1,0 +1,929 @@
+"""HTTP clients for the Runloop benchmark API: ``RunloopClient`` (sync) and ``AsyncRunloopClient``.
+
+Both are thin twins over one request/response core (:class:`_ClientCore`), in the way httpx's own
+``Client`` and ``AsyncClient`` share ``BaseClient``: building requests, validating ids, deciding
+whether and how long to wait before a retry, turning responses into typed errors or models, and
+walking cursor pages all live in the core and in :class:`_Pager`. The twins only send and sleep.
+
+This module does not import Airflow: it is usable (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import httpx
+import pydantic
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from airflow_provider_runloop import __version__
+from airflow_provider_runloop.exceptions import (
+    RunloopAPIError,
+    RunloopAuthenticationError,
+    RunloopBadRequestError,
+    RunloopConflictError,
+    RunloopInvalidResponseError,
+    RunloopNotFoundError,
+    RunloopRateLimitError,
+    RunloopServerError,
+    RunloopTimeoutError,
+    RunloopTransportError,
+)
+from airflow_provider_runloop.models import (
+    ApiView,
+    BenchmarkJobList,
+    BenchmarkJobView,
+    BenchmarkRunList,
+    BenchmarkRunState,
+    BenchmarkRunView,
+    BenchmarkView,
+    ListView,
+    ScenarioRunList,
+    ScenarioRunState,
+    ScenarioRunView,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "MAX_PAGE_SIZE",
+    "AsyncRunloopClient",
+    "RetryPolicy",
+    "RunloopClient",
+    "validate_id",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.runloop.ai"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+MAX_PAGE_SIZE = 5000
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+ItemT = TypeVar("ItemT", bound=ApiView)
+
+
+def validate_id(name: str, value: object) -> str:
+    """Return ``value`` if it is a safe Runloop id (letters, digits, ``_``, ``-``), else raise.
+
+    Ids are interpolated into URL paths, so anything else (``../x``, ``a/b``, ``a?b``, blanks) is
+    refused before a request is built.
+
+    :param name: the argument's name, for the error message.
+    :param value: the id to check.
+    """
+    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
+        raise ValueError(f"{name} must be a Runloop id made of letters, digits, '_' and '-', got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long the clients wait before retrying a request.
+
+    Retried: transport errors and time-outs, 408, 409, 429 and 5xx (never 400, 401, 403, 404, 422).
+    A response header ``x-should-retry: false`` turns a retry off. The wait is exponential backoff
+    with jitter, ``min(backoff_initial * 2**n, backoff_max) * uniform(0.75, 1.0)``, unless the
+    server sends ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date): that is honoured up
+    to ``retry_after_max``; a longer request fails at once with a message saying so.
+
+    :param max_retries: retries after the first attempt (0 disables retrying).
+    :param backoff_initial: the first backoff, in seconds.
+    :param backoff_max: the cap on one backoff, in seconds.
+    :param retry_after_max: the longest server-requested wait honoured, in seconds.
+    """
+
+    max_retries: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    retry_after_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        for name in ("backoff_initial", "backoff_max", "retry_after_max"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def backoff(self, retries_taken: int) -> float:
+        """Seconds to wait before retry number ``retries_taken + 1`` when the server gave no hint."""
+        base = min(self.backoff_initial * 2.0**retries_taken, self.backoff_max)
+        return base * random.uniform(0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical API call: what to send and which model the body parses into."""
+
+    method: str
+    path: str
+    model: type[pydantic.BaseModel]
+    params: Mapping[str, str | int | bool] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+class _Pager(Generic[ItemT]):
+    """Cursor pagination as the Runloop SDK does it, without I/O.
+
+    The caller asks :meth:`next_call` for the next page request, sends it, and hands the parsed page
+    to :meth:`accept`, which returns the page's new items. The list ends on ``has_more: false``, on an
+    empty page, or (when the server leaves ``has_more`` out) on a page shorter than the limit. Items
+    are de-duplicated by id, and a cursor that does not advance raises instead of looping forever.
+    """
+
+    def __init__(self, call: _Call, limit: int) -> None:
+        self._call = call
+        self._limit = limit
+        self._cursor: str | None = None
+        self._seen: set[str] = set()
+        self._done = False
+
+    def next_call(self) -> _Call | None:
+        if self._done:
+            return None
+        params = {**self._call.params, "limit": self._limit}
+        if self._cursor is not None:
+            params["starting_after"] = self._cursor
+        return _Call(self._call.method, self._call.path, self._call.model, params)
+
+    def accept(self, page: ListView[ItemT]) -> list[ItemT]:
+        items = page.items
+        if not items:
+            self._done = True
+            return []
+        last_id = _item_id(items[-1])
+        if last_id is None:
+            self._done = True
+        elif last_id == self._cursor or last_id in self._seen:
+            raise RunloopInvalidResponseError(
+                f"Runloop API {self._call.method} {self._call.path} returned a page ending at "
+                f"{last_id!r}, which was already listed: the pagination cursor does not advance. "
+                "Refusing to loop; retry the task later."
+            )
+        fresh = [item for item in items if _item_id(item) not in self._seen]
+        self._seen.update(item_id for item in fresh if (item_id := _item_id(item)) is not None)
+        self._cursor = last_id
+        if page.has_more is False or (page.has_more is None and len(items) < self._limit):
+            self._done = True
+        return fresh
+
+
+class _ClientCore:
+    """Everything the sync and async clients share: no I/O happens here."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError("A Runloop API key is required (the connection's password field).")
+        self._api_key = api_key
+        self.base_url = _normalise_base_url(base_url)
+        self.retry = retry or RetryPolicy()
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+
+    def __repr__(self) -> str:
+        # Never the key.
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _http_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "timeout": self._timeout,
+            "headers": {
+                "Authorization": f"Bearer {self._api_key}",
+                "Accept": "application/json",
+                "User-Agent": f"airflow-provider-runloop/{__version__} httpx/{httpx.__version__}",
+            },
+            "follow_redirects": True,
+        }
+
+    # -- building calls ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _page_size(page_size: int | None) -> int:
+        if page_size is None:
+            return MAX_PAGE_SIZE
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not 1 <= page_size <= MAX_PAGE_SIZE
+        ):
+            raise ValueError(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
+        return page_size
+
+    @staticmethod
+    def _post(
+        path: str,
+        model: type[pydantic.BaseModel],
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> _Call:
+        key = idempotency_key or f"airflow-runloop-{uuid.uuid4()}"
+        return _Call("POST", path, model, body=body, idempotency_key=key)
+
+    def _build_request(self, http: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
+        headers = {}
+        if call.idempotency_key is not None:
+            # The same key on every retry of this call, so the server can de-duplicate it.
+            headers["x-request-id"] = call.idempotency_key
+        params = {k: _query_value(v) for k, v in call.params.items()}
+        if call.method == "GET":
+            return http.build_request("GET", call.path, params=params, headers=headers)
+        content = b"" if call.body is None else json.dumps(call.body).encode()
+        if content:
+            headers["Content-Type"] = "application/json"
+        return http.build_request(call.method, call.path, params=params, headers=headers, content=content)
+
+    # -- responses ----------------------------------------------------------------------------------
+
+    def _raise_for_status(self, request: httpx.Request, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        status = response.status_code
+        request_id = response.headers.get("x-request-id") or request.headers.get("x-request-id")
+        body = response.text
+        retry_after = _retry_after_seconds(response.headers)
+        kwargs: dict[str, Any] = {"request_id": request_id, "body": body, "retry_after": retry_after}
+        method, path = request.method, request.url.path
+        error: RunloopAPIError
+        if status in (401, 403):
+            error = RunloopAuthenticationError(
+                status,
+                method,
+                path,
+                hint="Authentication failed: check the API key in the Runloop connection's password field",
+                **kwargs,
+            )
+        elif status == 404:
+            error = RunloopNotFoundError(
+                status, method, path, hint="Check the id and the connection's base URL", **kwargs
+            )
+        elif status in (400, 422):
+            error = RunloopBadRequestError(status, method, path, **kwargs)
+        elif status == 409:
+            error = RunloopConflictError(status, method, path, **kwargs)
+        elif status == 429:
+            error = RunloopRateLimitError(status, method, path, **kwargs)
+        elif status >= 500 or status in _RETRYABLE_STATUS:
+            error = RunloopServerError(status, method, path, **kwargs)
+        else:
+            error = RunloopAPIError(status, method, path, **kwargs)
+        should_retry = response.headers.get("x-should-retry", "").lower()
+        if should_retry == "false":
+            error.retryable = False
+        if error.retryable and retry_after is not None and retry_after > self.retry.retry_after_max:
+            error.retryable = False
+            error.args = (
+                f"{error.args[0]}. The server asked to retry after {retry_after:g} s, longer than "
+                f"the {self.retry.retry_after_max:g} s this client waits at most; "
+                "try again later or raise retry_after_max",
+            )
+        raise error
+
+    @staticmethod
+    def _parse(call: _Call, request: httpx.Request, response: httpx.Response) -> Any:
+        try:
+            return call.model.model_validate_json(response.content)
+        except pydantic.ValidationError as exc:
+            raise RunloopInvalidResponseError(
+                f"Runloop API {request.method} {request.url.path} returned a body that is not a valid "
+                f"{call.model.__name__}: {_first_error(exc)}"
+            ) from None
+
+    @staticmethod
+    def _transport_error(request: httpx.Request, exc: httpx.TransportError) -> RunloopTransportError:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return RunloopTimeoutError(request.method, request.url.path, reason)
+        return RunloopTransportError(request.method, request.url.path, reason)
+
+    # -- retrying -----------------------------------------------------------------------------------
+
+    def _retry_options(self) -> dict[str, Any]:
+        return {
+            "retry": retry_if_exception(lambda exc: getattr(exc, "retryable", False)),
+            "stop": stop_after_attempt(self.retry.max_retries + 1),
+            "wait": self._wait_seconds,
+            "before_sleep": self._log_retry,
+            "reraise": True,
+        }
+
+    def _wait_seconds(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, RunloopAPIError) else None
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        return self.retry.backoff(state.attempt_number - 1)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "Runloop request failed (%s); retry %d of %d in %.1f s",
+            exc,
+            state.attempt_number,
+            self.retry.max_retries,
+            wait,
+        )
+
+    # -- endpoints (what to send; the twins send it) -----------------------------------------------
+
+    @staticmethod
+    def _get_benchmark_run(benchmark_run_id: str) -> _Call:
+        rid = validate_id("benchmark_run_id", benchmark_run_id)
+        return _Call("GET", f"/v1/benchmark_runs/{rid}", BenchmarkRunView)
+
+    @staticmethod
+    def _list_benchmark_runs(
+        benchmark_id: str | None, name: str | None, state: BenchmarkRunState | str | None
+    ) -> _Call:
+        params: dict[str, str | int | bool] = {}
+        if benchmark_id is not None:
+            params["benchmark_id"] = validate_id("benchmark_id", benchmark_id)
+        if name is not None:
+            params["name"] = name
+        if state is not None:
+            params["state"] = BenchmarkRunState(state).value
+        return _Call("GET", "/v1/benchmark_runs", BenchmarkRunList, params)
+
+    @staticmethod
+    def _list_scenario_runs(benchmark_run_id: str, state: ScenarioRunState | str | None) -> _Call:
+        rid = validate_id("benchmark_run_id", benchmark_run_id)
+        params: dict[str, str | int | bool] = {}
+        if state is not None:
+            params["state"] = ScenarioRunState(state).value
+        return _Call("GET", f"/v1/benchmark_runs/{rid}/scenario_runs", ScenarioRunList, params)
+
+    @classmethod
+    def _count_scenario_runs(cls, benchmark_run_id: str, state: ScenarioRunState | str | None) -> _Call:
+        listing = cls._list_scenario_runs(benchmark_run_id, state)
+        params = {**listing.params, "limit": 1, "include_total_count": True}
+        return _Call("GET", listing.path, ScenarioRunList, params)
+
+    @staticmethod
+    def _verify_credentials() -> _Call:
+        params: dict[str, str | int | bool] = {"limit": 1, "include_total_count": False}
+        return _Call("GET", "/v1/benchmark_runs", BenchmarkRunList, params)
+
+    @staticmethod
+    def _get_scenario_run(scenario_run_id: str) -> _Call:
+        sid = validate_id("scenario_run_id", scenario_run_id)
+        return _Call("GET", f"/v1/scenarios/runs/{sid}", ScenarioRunView)
+
+    @staticmethod
+    def _get_benchmark(benchmark_id: str) -> _Call:
+        bid = validate_id("benchmark_id", benchmark_id)
+        return _Call("GET", f"/v1/benchmarks/{bid}", BenchmarkView)
+
+    @classmethod
+    def _start_benchmark_run(
+        cls,
+        benchmark_id: str,
+        run_name: str | None,
+        metadata: Mapping[str, str] | None,
+        run_profile: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> _Call:
+        body: dict[str, Any] = {"benchmark_id": validate_id("benchmark_id", benchmark_id)}
+        if run_name is not None:
+            body["run_name"] = run_name
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if run_profile is not None:
+            body["runProfile"] = dict(run_profile)  # camelCase on the wire
+        return cls._post("/v1/benchmarks/start_run", BenchmarkRunView, body, idempotency_key)
+
+    @classmethod
+    def _benchmark_run_action(cls, benchmark_run_id: str, action: str) -> _Call:
+        rid = validate_id("benchmark_run_id", benchmark_run_id)
+        return cls._post(f"/v1/benchmark_runs/{rid}/{action}", BenchmarkRunView)
+
+    @classmethod
+    def _start_scenario_run(
+        cls,
+        scenario_id: str,
+        benchmark_run_id: str | None,
+        run_name: str | None,
+        metadata: Mapping[str, str] | None,
+        run_profile: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> _Call:
+        body: dict[str, Any] = {"scenario_id": validate_id("scenario_id", scenario_id)}
+        if benchmark_run_id is not None:
+            body["benchmark_run_id"] = validate_id("benchmark_run_id", benchmark_run_id)
+        if run_name is not None:
+            body["run_name"] = run_name
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if run_profile is not None:
+            body["runProfile"] = dict(run_profile)
+        return cls._post("/v1/scenarios/start_run", ScenarioRunView, body, idempotency_key)
+
+    @classmethod
+    def _scenario_run_action(cls, scenario_run_id: str, action: str) -> _Call:
+        sid = validate_id("scenario_run_id", scenario_run_id)
+        return cls._post(f"/v1/scenarios/runs/{sid}/{action}", ScenarioRunView)
+
+    @classmethod
+    def _create_benchmark_job(
+        cls, spec: Mapping[str, Any], name: str | None, idempotency_key: str | None
+    ) -> _Call:
+        if not isinstance(spec, Mapping) or spec.get("type") not in ("benchmark", "scenarios", "harbor"):
+            raise ValueError("spec must be a mapping whose 'type' is 'benchmark', 'scenarios' or 'harbor'")
+        body: dict[str, Any] = {"spec": dict(spec)}
+        if name is not None:
+            body["name"] = name
+        return cls._post("/v1/benchmark_jobs", BenchmarkJobView, body, idempotency_key)
+
+    @staticmethod
+    def _get_benchmark_job(benchmark_job_id: str) -> _Call:
+        jid = validate_id("benchmark_job_id", benchmark_job_id)
+        return _Call("GET", f"/v1/benchmark_jobs/{jid}", BenchmarkJobView)
+
+    @staticmethod
+    def _list_benchmark_jobs(name: str | None) -> _Call:
+        params: dict[str, str | int | bool] = {} if name is None else {"name": name}
+        return _Call("GET", "/v1/benchmark_jobs", BenchmarkJobList, params)
+
+
+class RunloopClient(_ClientCore):
+    """Synchronous client for the Runloop benchmark API.
+
+    Use it as a context manager (or call :meth:`close`) so its connection pool is released::
+
+        with RunloopClient(api_key) as client:
+            run = client.get_benchmark_run("bmr_123")
+
+    :param api_key: the Runloop API key, sent as a Bearer token.
+    :param base_url: the API's base URL.
+    :param timeout: read, write and pool time-out in seconds.
+    :param connect_timeout: connect time-out in seconds.
+    :param retry: the retry policy (see :class:`RetryPolicy`).
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param transport: an httpx transport to send through (tests use a mock transport).
+    :param sleep: the function used to wait between retries (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            api_key, base_url=base_url, timeout=timeout, connect_timeout=connect_timeout, retry=retry
+        )
+        self._http = httpx.Client(**self._http_options(), verify=verify, transport=transport)
+        self._sleep = sleep
+
+    def __enter__(self) -> RunloopClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _execute(self, call: _Call) -> Any:
+        request = self._build_request(self._http, call)
+        response: httpx.Response | None = None
+        for attempt in Retrying(sleep=self._sleep, **self._retry_options()):
+            with attempt:
+                try:
+                    response = self._http.send(request)
+                except httpx.TransportError as exc:
+                    raise self._transport_error(request, exc) from None
+                self._raise_for_status(request, response)
+        assert response is not None
+        return self._parse(call, request, response)
+
+    def _paginate(self, call: _Call, page_size: int | None) -> Iterator[Any]:
+        # Built before the generator starts, so a bad page size fails at the call, not later.
+        pager: _Pager[Any] = _Pager(call, self._page_size(page_size))
+        return self._walk(pager)
+
+    def _walk(self, pager: _Pager[Any]) -> Iterator[Any]:
+        while (page_call := pager.next_call()) is not None:
+            yield from pager.accept(self._execute(page_call))
+
+    # -- endpoints ----------------------------------------------------------------------------------
+
+    def verify_credentials(self) -> None:
+        """Make one cheap authenticated request; raise if the key or the base URL is wrong."""
+        self._execute(self._verify_credentials())
+
+    def get_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Fetch a benchmark run."""
+        result: BenchmarkRunView = self._execute(self._get_benchmark_run(benchmark_run_id))
+        return result
+
+    def list_benchmark_runs(
+        self,
+        *,
+        benchmark_id: str | None = None,
+        name: str | None = None,
+        state: BenchmarkRunState | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[BenchmarkRunView]:
+        """Lazily iterate over benchmark runs, one page in memory at a time."""
+        call = self._list_benchmark_runs(benchmark_id, name, state)
+        return self._paginate(call, page_size)
+
+    def list_scenario_runs(
+        self,
+        benchmark_run_id: str,
+        *,
+        state: ScenarioRunState | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[ScenarioRunView]:
+        """Lazily iterate over the (started) scenario runs of a benchmark run, one page at a time."""
+        call = self._list_scenario_runs(benchmark_run_id, state)
+        return self._paginate(call, page_size)
+
+    def count_scenario_runs(
+        self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
+    ) -> int:
+        """Count a benchmark run's scenario runs (optionally in one state) with one small request.
+
+        Uses ``limit=1`` and the response's ``total_count``; when the server leaves the count out,
+        falls back to listing them all.
+        """
+        page: ScenarioRunList = self._execute(self._count_scenario_runs(benchmark_run_id, state))
+        if page.total_count is not None:
+            return page.total_count
+        return sum(1 for _ in self.list_scenario_runs(benchmark_run_id, state=state))
+
+    def get_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Fetch a scenario run."""
+        result: ScenarioRunView = self._execute(self._get_scenario_run(scenario_run_id))
+        return result
+
+    def get_benchmark(self, benchmark_id: str) -> BenchmarkView:
+        """Fetch a benchmark definition (its ``scenario_ids`` come from the API's ``scenarioIds``)."""
+        result: BenchmarkView = self._execute(self._get_benchmark(benchmark_id))
+        return result
+
+    def start_benchmark_run(
+        self,
+        benchmark_id: str,
+        *,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> BenchmarkRunView:
+        """Start an (interactive) benchmark run of a benchmark definition."""
+        call = self._start_benchmark_run(benchmark_id, run_name, metadata, run_profile, idempotency_key)
+        result: BenchmarkRunView = self._execute(call)
+        return result
+
+    def complete_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Mark a running benchmark run completed (after all its scenario runs have finished)."""
+        result: BenchmarkRunView = self._execute(self._benchmark_run_action(benchmark_run_id, "complete"))
+        return result
+
+    def cancel_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Cancel a benchmark run and its running scenario runs."""
+        result: BenchmarkRunView = self._execute(self._benchmark_run_action(benchmark_run_id, "cancel"))
+        return result
+
+    def start_scenario_run(
+        self,
+        scenario_id: str,
+        *,
+        benchmark_run_id: str | None = None,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ScenarioRunView:
+        """Start a run of one scenario, attached to ``benchmark_run_id`` when given."""
+        call = self._start_scenario_run(
+            scenario_id, benchmark_run_id, run_name, metadata, run_profile, idempotency_key
+        )
+        result: ScenarioRunView = self._execute(call)
+        return result
+
+    def score_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Ask Runloop to score a running scenario run."""
+        result: ScenarioRunView = self._execute(self._scenario_run_action(scenario_run_id, "score"))
+        return result
+
+    def complete_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Complete a scored scenario run (shuts its devbox down)."""
+        result: ScenarioRunView = self._execute(self._scenario_run_action(scenario_run_id, "complete"))
+        return result
+
+    def cancel_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Cancel a scenario run (shuts its devbox down)."""
+        result: ScenarioRunView = self._execute(self._scenario_run_action(scenario_run_id, "cancel"))
+        return result
+
+    def create_benchmark_job(
+        self, spec: Mapping[str, Any], *, name: str | None = None, idempotency_key: str | None = None
+    ) -> BenchmarkJobView:
+        """Create a benchmark job; ``spec`` is one of the API's job spec variants."""
+        result: BenchmarkJobView = self._execute(self._create_benchmark_job(spec, name, idempotency_key))
+        return result
+
+    def get_benchmark_job(self, benchmark_job_id: str) -> BenchmarkJobView:
+        """Fetch a benchmark job."""
+        result: BenchmarkJobView = self._execute(self._get_benchmark_job(benchmark_job_id))
+        return result
+
+    def list_benchmark_jobs(
+        self, *, name: str | None = None, page_size: int | None = None
+    ) -> Iterator[BenchmarkJobView]:
+        """Lazily iterate over benchmark jobs."""
+        return self._paginate(self._list_benchmark_jobs(name), page_size)
+
+
+class AsyncRunloopClient(_ClientCore):
+    """Asynchronous twin of :class:`RunloopClient`, for the triggerer's event loop.
+
+    Same arguments and methods, awaited; listings are async iterators. ``sleep`` must be a coroutine
+    function (default :func:`asyncio.sleep`), so waiting for a retry never blocks the loop.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(
+            api_key, base_url=base_url, timeout=timeout, connect_timeout=connect_timeout, retry=retry
+        )
+        self._http = httpx.AsyncClient(**self._http_options(), verify=verify, transport=transport)
+        self._sleep = sleep
+
+    async def __aenter__(self) -> AsyncRunloopClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _execute(self, call: _Call) -> Any:
+        request = self._build_request(self._http, call)
+        response: httpx.Response | None = None
+        options = self._retry_options()
+        if self._sleep is not None:
+            options["sleep"] = self._sleep
+        async for attempt in AsyncRetrying(**options):
+            with attempt:
+                try:
+                    response = await self._http.send(request)
+                except httpx.TransportError as exc:
+                    raise self._transport_error(request, exc) from None
+                self._raise_for_status(request, response)
+        assert response is not None
+        return self._parse(call, request, response)
+
+    def _paginate(self, call: _Call, page_size: int | None) -> AsyncIterator[Any]:
+        pager: _Pager[Any] = _Pager(call, self._page_size(page_size))
+        return self._walk(pager)
+
+    async def _walk(self, pager: _Pager[Any]) -> AsyncIterator[Any]:
+        while (page_call := pager.next_call()) is not None:
+            for item in pager.accept(await self._execute(page_call)):
+                yield item
+
+    # -- endpoints ----------------------------------------------------------------------------------
+
+    async def verify_credentials(self) -> None:
+        """Make one cheap authenticated request; raise if the key or the base URL is wrong."""
+        await self._execute(self._verify_credentials())
+
+    async def get_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Fetch a benchmark run."""
+        result: BenchmarkRunView = await self._execute(self._get_benchmark_run(benchmark_run_id))
+        return result
+
+    def list_benchmark_runs(
+        self,
+        *,
+        benchmark_id: str | None = None,
+        name: str | None = None,
+        state: BenchmarkRunState | str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[BenchmarkRunView]:
+        """Lazily iterate over benchmark runs (``async for``), one page in memory at a time."""
+        call = self._list_benchmark_runs(benchmark_id, name, state)
+        return self._paginate(call, page_size)
+
+    def list_scenario_runs(
+        self,
+        benchmark_run_id: str,
+        *,
+        state: ScenarioRunState | str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[ScenarioRunView]:
+        """Lazily iterate over the (started) scenario runs of a benchmark run (``async for``)."""
+        call = self._list_scenario_runs(benchmark_run_id, state)
+        return self._paginate(call, page_size)
+
+    async def count_scenario_runs(
+        self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
+    ) -> int:
+        """Count a benchmark run's scenario runs with one small request (see the sync twin)."""
+        page: ScenarioRunList = await self._execute(self._count_scenario_runs(benchmark_run_id, state))
+        if page.total_count is not None:
+            return page.total_count
+        count = 0
+        async for _ in self.list_scenario_runs(benchmark_run_id, state=state):
+            count += 1
+        return count
+
+    async def get_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Fetch a scenario run."""
+        result: ScenarioRunView = await self._execute(self._get_scenario_run(scenario_run_id))
+        return result
+
+    async def get_benchmark(self, benchmark_id: str) -> BenchmarkView:
+        """Fetch a benchmark definition."""
+        result: BenchmarkView = await self._execute(self._get_benchmark(benchmark_id))
+        return result
+
+    async def start_benchmark_run(
+        self,
+        benchmark_id: str,
+        *,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> BenchmarkRunView:
+        """Start an (interactive) benchmark run of a benchmark definition."""
+        call = self._start_benchmark_run(benchmark_id, run_name, metadata, run_profile, idempotency_key)
+        result: BenchmarkRunView = await self._execute(call)
+        return result
+
+    async def complete_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Mark a running benchmark run completed."""
+        call = self._benchmark_run_action(benchmark_run_id, "complete")
+        result: BenchmarkRunView = await self._execute(call)
+        return result
+
+    async def cancel_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Cancel a benchmark run and its running scenario runs."""
+        call = self._benchmark_run_action(benchmark_run_id, "cancel")
+        result: BenchmarkRunView = await self._execute(call)
+        return result
+
+    async def start_scenario_run(
+        self,
+        scenario_id: str,
+        *,
+        benchmark_run_id: str | None = None,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ScenarioRunView:
+        """Start a run of one scenario, attached to ``benchmark_run_id`` when given."""
+        call = self._start_scenario_run(
+            scenario_id, benchmark_run_id, run_name, metadata, run_profile, idempotency_key
+        )
+        result: ScenarioRunView = await self._execute(call)
+        return result
+
+    async def score_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Ask Runloop to score a running scenario run."""
+        result: ScenarioRunView = await self._execute(self._scenario_run_action(scenario_run_id, "score"))
+        return result
+
+    async def complete_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Complete a scored scenario run."""
+        call = self._scenario_run_action(scenario_run_id, "complete")
+        result: ScenarioRunView = await self._execute(call)
+        return result
+
+    async def cancel_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Cancel a scenario run."""
+        result: ScenarioRunView = await self._execute(self._scenario_run_action(scenario_run_id, "cancel"))
+        return result
+
+    async def create_benchmark_job(
+        self, spec: Mapping[str, Any], *, name: str | None = None, idempotency_key: str | None = None
+    ) -> BenchmarkJobView:
+        """Create a benchmark job."""
+        call = self._create_benchmark_job(spec, name, idempotency_key)
+        result: BenchmarkJobView = await self._execute(call)
+        return result
+
+    async def get_benchmark_job(self, benchmark_job_id: str) -> BenchmarkJobView:
+        """Fetch a benchmark job."""
+        result: BenchmarkJobView = await self._execute(self._get_benchmark_job(benchmark_job_id))
+        return result
+
+    def list_benchmark_jobs(
+        self, *, name: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[BenchmarkJobView]:
+        """Lazily iterate over benchmark jobs (``async for``)."""
+        return self._paginate(self._list_benchmark_jobs(name), page_size)
+
+
+def _normalise_base_url(base_url: str) -> str:
+    url = (base_url or "").strip()
+    if not url:
+        return DEFAULT_BASE_URL
+    if "://" not in url:
+        url = f"https://{url}"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = httpx.URL()
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"The Runloop base URL must be an http(s) URL with a host, got {base_url!r}")
+    if parsed.query or parsed.userinfo:
+        raise ValueError("The Runloop base URL must not carry a query string or credentials")
+    return url.rstrip("/")
+
+
+def _item_id(item: ApiView) -> str | None:
+    item_id = getattr(item, "id", None)
+    return item_id if isinstance(item_id, str) else None
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """Seconds from ``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"

@@ -1,0 +1,74 @@
+"""Provider metadata for Airflow's providers manager (the ``apache_airflow_provider`` entry point).
+
+The ``runloop`` connection form is declared here (``conn-fields`` and ``ui-field-behaviour``), so the
+UI needs no hook import and no wtforms. Only modules that exist are listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_runloop import __version__
+
+__all__ = ["get_provider_info"]
+
+_INTEGRATION = "Runloop"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata in the shape of Airflow's ``provider_info.schema.json``."""
+    return {
+        "package-name": "airflow-provider-runloop",
+        "name": "Runloop",
+        "description": "Start, wait on (deferrably) and harvest `Runloop <https://runloop.ai>`__ "
+        "benchmark runs and benchmark jobs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://docs.runloop.ai/",
+                "tags": ["software", "ai"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_runloop.hooks.runloop"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "runloop",
+                "hook-class-name": "airflow_provider_runloop.hooks.runloop.RunloopHook",
+                "hook-name": "Runloop",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"host": "Base URL", "password": "API key"},
+                    "placeholders": {
+                        "host": "https://api.runloop.ai",
+                        "password": "Runloop API key",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Read timeout (seconds)",
+                        "description": "Read, write and pool timeout of each request.",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 5, "minimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries of a failed request (transport errors, 408, 409, 429, 5xx).",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "verify_ssl": {
+                        "label": "Verify TLS certificates",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                },
+            }
+        ],
+    }

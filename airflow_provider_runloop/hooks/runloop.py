@@ -1,0 +1,296 @@
+"""RunloopHook: turns an Airflow ``runloop`` connection into Runloop API clients.
+
+The connection keeps the API key in ``password`` and the API's base URL in ``host`` (default
+``https://api.runloop.ai``; a full URL such as ``http://127.0.0.1:8765`` is accepted, and a bare
+host name means https). Optional extras: ``timeout`` and ``connect_timeout`` (seconds),
+``max_retries`` and ``verify_ssl``.
+
+Sync methods serve operators and poke-mode sensors; their ``a``-prefixed twins serve the triggerer
+and read the connection with Airflow's async API, so they never block its event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_runloop.client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    AsyncRunloopClient,
+    RetryPolicy,
+    RunloopClient,
+)
+from airflow_provider_runloop.exceptions import RunloopAuthenticationError, RunloopError
+from airflow_provider_runloop.models import (
+    BenchmarkJobView,
+    BenchmarkRunView,
+    BenchmarkView,
+    ScenarioRunState,
+    ScenarioRunView,
+)
+
+__all__ = ["RunloopHook"]
+
+
+class RunloopHook(BaseHook):
+    """Interact with the Runloop benchmark API through an Airflow connection.
+
+    :param runloop_conn_id: the ``runloop`` connection to use (default ``runloop_default``).
+    """
+
+    conn_name_attr = "runloop_conn_id"
+    default_conn_name = "runloop_default"
+    conn_type = "runloop"
+    hook_name = "Runloop"
+
+    def __init__(self, runloop_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runloop_conn_id = runloop_conn_id
+        self._client: RunloopClient | None = None
+        self._async_client: AsyncRunloopClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(runloop_conn_id={self.runloop_conn_id!r})"
+
+    # -- clients ------------------------------------------------------------------------------------
+
+    def get_conn(self) -> RunloopClient:
+        """Return the (cached) synchronous client for this connection."""
+        if self._client is None:
+            conn = self.get_connection(self.runloop_conn_id)
+            options = self._client_options(self.runloop_conn_id, conn, conn.extra_dejson)
+            self._client = RunloopClient(**options)
+        return self._client
+
+    async def aget_conn(self) -> AsyncRunloopClient:
+        """Return the (cached) asynchronous client, reading the connection without blocking."""
+        if self._async_client is None:
+            conn = await self.aget_connection(self.runloop_conn_id)
+            extra = await conn.aextra_dejson()
+            options = self._client_options(self.runloop_conn_id, conn, extra)
+            self._async_client = AsyncRunloopClient(**options)
+        return self._async_client
+
+    def close(self) -> None:
+        """Release the synchronous client's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Release the asynchronous client's connections."""
+        if self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+
+    @staticmethod
+    def _client_options(conn_id: str, conn: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Client arguments from a connection; every problem is named before any request is made."""
+        api_key = conn.password
+        if not api_key:
+            raise ValueError(
+                f"The Runloop connection {conn_id!r} has no API key: put it in the password field."
+            )
+        base_url = (conn.host or "").strip() or DEFAULT_BASE_URL
+        if conn.port and not _has_port(base_url):
+            base_url = f"{base_url.rstrip('/')}:{conn.port}"
+        max_retries = _extra_number(conn_id, extra, "max_retries", RetryPolicy.max_retries, integer=True)
+        return {
+            "api_key": api_key,
+            "base_url": base_url,
+            "timeout": _extra_number(conn_id, extra, "timeout", DEFAULT_TIMEOUT),
+            "connect_timeout": _extra_number(conn_id, extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            "retry": RetryPolicy(max_retries=int(max_retries)),
+            "verify": _extra_bool(conn_id, extra, "verify_ssl", True),
+        }
+
+    # -- connection test ----------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authenticated request. Never raises; returns ``(ok, message)``."""
+        try:
+            client = self.get_conn()
+            client.verify_credentials()
+        except RunloopAuthenticationError:
+            return False, "Runloop authentication failed: check the API key in the password field."
+        except (RunloopError, ValueError) as exc:
+            return False, f"Runloop connection test failed: {exc}"
+        except Exception as exc:
+            return False, f"Runloop connection test failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.close()
+        return True, f"Connected to the Runloop API at {client.base_url}."
+
+    # -- synchronous API ----------------------------------------------------------------------------
+
+    def get_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Fetch a benchmark run."""
+        return self.get_conn().get_benchmark_run(benchmark_run_id)
+
+    def get_benchmark(self, benchmark_id: str) -> BenchmarkView:
+        """Fetch a benchmark definition (with its ``scenario_ids``)."""
+        return self.get_conn().get_benchmark(benchmark_id)
+
+    def list_scenario_runs(
+        self,
+        benchmark_run_id: str,
+        *,
+        state: ScenarioRunState | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[ScenarioRunView]:
+        """Lazily iterate over a benchmark run's scenario runs, one page in memory at a time."""
+        return self.get_conn().list_scenario_runs(benchmark_run_id, state=state, page_size=page_size)
+
+    def count_scenario_runs(
+        self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
+    ) -> int:
+        """Count a benchmark run's scenario runs (optionally in one state) with one small request."""
+        return self.get_conn().count_scenario_runs(benchmark_run_id, state=state)
+
+    def get_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Fetch a scenario run."""
+        return self.get_conn().get_scenario_run(scenario_run_id)
+
+    def start_benchmark_run(
+        self,
+        benchmark_id: str,
+        *,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> BenchmarkRunView:
+        """Start a benchmark run of ``benchmark_id``."""
+        return self.get_conn().start_benchmark_run(
+            benchmark_id,
+            run_name=run_name,
+            metadata=metadata,
+            run_profile=run_profile,
+            idempotency_key=idempotency_key,
+        )
+
+    def complete_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Complete a running benchmark run."""
+        return self.get_conn().complete_benchmark_run(benchmark_run_id)
+
+    def cancel_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Cancel a benchmark run and its running scenario runs."""
+        return self.get_conn().cancel_benchmark_run(benchmark_run_id)
+
+    def create_benchmark_job(
+        self, spec: Mapping[str, Any], *, name: str | None = None, idempotency_key: str | None = None
+    ) -> BenchmarkJobView:
+        """Create a benchmark job from one of the API's job spec variants."""
+        return self.get_conn().create_benchmark_job(spec, name=name, idempotency_key=idempotency_key)
+
+    def get_benchmark_job(self, benchmark_job_id: str) -> BenchmarkJobView:
+        """Fetch a benchmark job."""
+        return self.get_conn().get_benchmark_job(benchmark_job_id)
+
+    # -- asynchronous API (for the triggerer) -------------------------------------------------------
+
+    async def aget_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Fetch a benchmark run."""
+        return await (await self.aget_conn()).get_benchmark_run(benchmark_run_id)
+
+    async def aget_benchmark(self, benchmark_id: str) -> BenchmarkView:
+        """Fetch a benchmark definition."""
+        return await (await self.aget_conn()).get_benchmark(benchmark_id)
+
+    async def alist_scenario_runs(
+        self,
+        benchmark_run_id: str,
+        *,
+        state: ScenarioRunState | str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[ScenarioRunView]:
+        """Lazily iterate (``async for``) over a benchmark run's scenario runs."""
+        client = await self.aget_conn()
+        async for run in client.list_scenario_runs(benchmark_run_id, state=state, page_size=page_size):
+            yield run
+
+    async def acount_scenario_runs(
+        self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
+    ) -> int:
+        """Count a benchmark run's scenario runs with one small request."""
+        return await (await self.aget_conn()).count_scenario_runs(benchmark_run_id, state=state)
+
+    async def aget_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Fetch a scenario run."""
+        return await (await self.aget_conn()).get_scenario_run(scenario_run_id)
+
+    async def astart_benchmark_run(
+        self,
+        benchmark_id: str,
+        *,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> BenchmarkRunView:
+        """Start a benchmark run of ``benchmark_id``."""
+        return await (await self.aget_conn()).start_benchmark_run(
+            benchmark_id,
+            run_name=run_name,
+            metadata=metadata,
+            run_profile=run_profile,
+            idempotency_key=idempotency_key,
+        )
+
+    async def acomplete_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Complete a running benchmark run."""
+        return await (await self.aget_conn()).complete_benchmark_run(benchmark_run_id)
+
+    async def acancel_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
+        """Cancel a benchmark run and its running scenario runs."""
+        return await (await self.aget_conn()).cancel_benchmark_run(benchmark_run_id)
+
+    async def acreate_benchmark_job(
+        self, spec: Mapping[str, Any], *, name: str | None = None, idempotency_key: str | None = None
+    ) -> BenchmarkJobView:
+        """Create a benchmark job."""
+        client = await self.aget_conn()
+        return await client.create_benchmark_job(spec, name=name, idempotency_key=idempotency_key)
+
+    async def aget_benchmark_job(self, benchmark_job_id: str) -> BenchmarkJobView:
+        """Fetch a benchmark job."""
+        return await (await self.aget_conn()).get_benchmark_job(benchmark_job_id)
+
+
+def _has_port(url: str) -> bool:
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    return ":" in netloc.rsplit("]", 1)[-1]
+
+
+def _extra_number(
+    conn_id: str, extra: Mapping[str, Any], key: str, default: float, *, integer: bool = False
+) -> float:
+    value = extra.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or number < 0 or (not integer and number == 0):
+        kind = "a whole number >= 0" if integer else "a number of seconds > 0"
+        raise ValueError(f"The Runloop connection {conn_id!r} extra {key!r} must be {kind}, got {value!r}")
+    return number
+
+
+def _extra_bool(conn_id: str, extra: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = extra.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"The Runloop connection {conn_id!r} extra {key!r} must be true or false, got {value!r}")

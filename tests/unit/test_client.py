@@ -1,0 +1,554 @@
+"""Unit tests of the HTTP layer (respx): every rule runs against the sync and the async client."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from airflow_provider_runloop.client import (
+    MAX_PAGE_SIZE,
+    AsyncRunloopClient,
+    RetryPolicy,
+    RunloopClient,
+    validate_id,
+)
+from airflow_provider_runloop.exceptions import (
+    RunloopAPIError,
+    RunloopAuthenticationError,
+    RunloopBadRequestError,
+    RunloopConflictError,
+    RunloopInvalidResponseError,
+    RunloopNotFoundError,
+    RunloopRateLimitError,
+    RunloopServerError,
+    RunloopTimeoutError,
+    RunloopTransportError,
+)
+from airflow_provider_runloop.models import BenchmarkRunState, ScenarioRunState
+
+BASE = "https://api.test.runloop"
+KEY = "rl_sk_super_secret_key_123"
+RUN = {"id": "bmr_1", "state": "running", "metadata": {}, "start_time_ms": 1}
+
+
+class Driver:
+    """Runs the same call on the sync or the async client and returns a plain result.
+
+    Listings come back as lists; sleeps between retries are recorded, never slept.
+    """
+
+    def __init__(self, kind: str, router: respx.Router, retry: RetryPolicy | None = None) -> None:
+        self.kind = kind
+        self.sleeps: list[float] = []
+        if kind == "sync":
+            self.client: RunloopClient | AsyncRunloopClient = RunloopClient(
+                KEY,
+                base_url=BASE,
+                retry=retry,
+                transport=httpx.MockTransport(router.handler),
+                sleep=self.sleeps.append,
+            )
+        else:
+
+            async def record(seconds: float) -> None:
+                self.sleeps.append(seconds)
+
+            self.client = AsyncRunloopClient(
+                KEY,
+                base_url=BASE,
+                retry=retry,
+                transport=httpx.MockTransport(router.async_handler),
+                sleep=record,
+            )
+
+    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.client, method)(*args, **kwargs)
+        if self.kind == "sync":
+            return list(result) if isinstance(result, Iterator) else result
+
+        async def resolve() -> Any:
+            if inspect.isawaitable(result):
+                return await result
+            return [item async for item in result]
+
+        return asyncio.run(resolve())
+
+
+@pytest.fixture
+def router() -> Iterator[respx.Router]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_api(request: pytest.FixtureRequest, router: respx.Router) -> Callable[..., Driver]:
+    def make(retry: RetryPolicy | None = None) -> Driver:
+        return Driver(request.param, router, retry)
+
+    return make
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Driver]) -> Driver:
+    return make_api()
+
+
+def _scenario_run(i: int, state: str = "completed") -> dict[str, Any]:
+    return {
+        "id": f"scr_{i:05d}",
+        "scenario_id": f"scn_{i:05d}",
+        "state": state,
+        "devbox_id": "dbx",
+        "metadata": {},
+    }
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def test_get_sends_auth_accept_and_user_agent(api: Driver, router: respx.Router) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(json={**RUN, "unknown_field": 1})
+    run = api("get_benchmark_run", "bmr_1")
+    assert run.id == "bmr_1"
+    assert run.state is BenchmarkRunState.RUNNING
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"].startswith("airflow-provider-runloop/")
+    assert "content-type" not in request.headers
+    assert "x-request-id" not in request.headers
+
+
+def test_start_run_sends_camel_case_run_profile_and_idempotency_key(
+    api: Driver, router: respx.Router
+) -> None:
+    route = router.post("/v1/benchmarks/start_run").respond(json=RUN)
+    api("start_benchmark_run", "bmd_1", run_name="nightly", metadata={"a": "b"}, run_profile={"envVars": {}})
+    request = route.calls.last.request
+    assert json.loads(request.content) == {
+        "benchmark_id": "bmd_1",
+        "run_name": "nightly",
+        "metadata": {"a": "b"},
+        "runProfile": {"envVars": {}},
+    }
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-request-id"].startswith("airflow-runloop-")
+
+
+@pytest.mark.parametrize("action", ["complete", "cancel"])
+def test_action_posts_send_no_body(api: Driver, router: respx.Router, action: str) -> None:
+    route = router.post(f"/v1/benchmark_runs/bmr_1/{action}").respond(json={**RUN, "state": "canceled"})
+    api(f"{action}_benchmark_run", "bmr_1")
+    assert route.calls.last.request.content == b""
+
+
+def test_benchmark_scenario_ids_come_from_camel_case(api: Driver, router: respx.Router) -> None:
+    router.get("/v1/benchmarks/bmd_1").respond(
+        json={
+            "id": "bmd_1",
+            "name": "b",
+            "scenarioIds": ["scn_a", "scn_b"],
+            "metadata": {},
+            "status": "active",
+        }
+    )
+    assert api("get_benchmark", "bmd_1").scenario_ids == ["scn_a", "scn_b"]
+
+
+def test_unknown_state_is_kept_as_a_string(api: Driver, router: respx.Router) -> None:
+    router.get("/v1/scenarios/runs/scr_1").respond(json={**_scenario_run(1), "state": "paused"})
+    assert api("get_scenario_run", "scr_1").state == "paused"
+
+
+# -- id validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad_id", ["../x", "a/b", "a?b", "", " ", "a b", "bmr_1\n", None, 5, "a#b", "a%2Fb"])
+def test_bad_ids_raise_before_sending(api: Driver, router: respx.Router, bad_id: Any) -> None:
+    with pytest.raises(ValueError, match="benchmark_run_id must be a Runloop id"):
+        api("get_benchmark_run", bad_id)
+    with pytest.raises(ValueError, match="benchmark_run_id"):
+        api("list_scenario_runs", bad_id)
+    with pytest.raises(ValueError, match="benchmark_run_id"):
+        api("cancel_benchmark_run", bad_id)
+    assert len(router.calls) == 0
+
+
+def test_validate_id_accepts_real_ids() -> None:
+    assert validate_id("x", "bmd_2zmp3Mu3LhWu7yDVIfq3m") == "bmd_2zmp3Mu3LhWu7yDVIfq3m"
+    assert validate_id("x", "scn-xxx") == "scn-xxx"
+
+
+# -- errors and retries ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, RunloopBadRequestError),
+        (401, RunloopAuthenticationError),
+        (403, RunloopAuthenticationError),
+        (404, RunloopNotFoundError),
+        (422, RunloopBadRequestError),
+    ],
+)
+def test_client_errors_are_typed_and_never_retried(
+    api: Driver, router: respx.Router, status: int, error: type[Exception]
+) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(status, json={"message": "nope"})
+    with pytest.raises(error) as info:
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == 1
+    assert api.sleeps == []
+    assert isinstance(info.value, RunloopAPIError)
+    assert info.value.status_code == status
+    assert info.value.method == "GET"
+    assert info.value.path == "/v1/benchmark_runs/bmr_1"
+    assert "nope" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (408, RunloopServerError),
+        (409, RunloopConflictError),
+        (429, RunloopRateLimitError),
+        (500, RunloopServerError),
+        (502, RunloopServerError),
+        (503, RunloopServerError),
+    ],
+)
+def test_retryable_statuses_are_retried_then_succeed(
+    api: Driver, router: respx.Router, status: int, error: type[Exception]
+) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1")
+    route.side_effect = [httpx.Response(status), httpx.Response(status), httpx.Response(200, json=RUN)]
+    assert api("get_benchmark_run", "bmr_1").id == "bmr_1"
+    assert route.call_count == 3
+    assert len(api.sleeps) == 2
+
+
+def test_retries_stop_and_raise_the_last_typed_error(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=3, backoff_initial=1.0, backoff_max=3.0))
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(503, json={"message": "down"})
+    with pytest.raises(RunloopServerError, match="503"):
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == 4
+    # Exponential with jitter in [0.75, 1.0], capped at backoff_max.
+    assert len(api.sleeps) == 3
+    for sleep, base in zip(api.sleeps, [1.0, 2.0, 3.0], strict=True):
+        assert 0.75 * base <= sleep <= base
+
+
+def test_zero_retries_sends_once(make_api: Callable[..., Driver], router: respx.Router) -> None:
+    api = make_api(RetryPolicy(max_retries=0))
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(500)
+    with pytest.raises(RunloopServerError):
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("exception", "error"),
+    [
+        (httpx.ConnectError("refused"), RunloopTransportError),
+        (httpx.ReadTimeout("slow"), RunloopTimeoutError),
+        (httpx.RemoteProtocolError("dropped"), RunloopTransportError),
+    ],
+)
+def test_transport_errors_are_retried_and_typed(
+    make_api: Callable[..., Driver], router: respx.Router, exception: Exception, error: type[Exception]
+) -> None:
+    api = make_api(RetryPolicy(max_retries=2))
+    route = router.get("/v1/benchmark_runs/bmr_1")
+    route.side_effect = exception
+    with pytest.raises(error, match="GET /v1/benchmark_runs/bmr_1 failed"):
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == 3
+    route.side_effect = [exception, httpx.Response(200, json=RUN)]
+    assert api("get_benchmark_run", "bmr_1").id == "bmr_1"
+
+
+def test_post_retries_reuse_one_idempotency_key(api: Driver, router: respx.Router) -> None:
+    route = router.post("/v1/benchmarks/start_run")
+    route.side_effect = [httpx.Response(503), httpx.ConnectError("x"), httpx.Response(200, json=RUN)]
+    api("start_benchmark_run", "bmd_1")
+    keys = {call.request.headers["x-request-id"] for call in route.calls}
+    assert route.call_count == 3
+    assert len(keys) == 1
+    # A second logical call gets a new key; a caller's key is used as given.
+    route.side_effect = None
+    route.respond(json=RUN)
+    api("start_benchmark_run", "bmd_1")
+    assert route.calls.last.request.headers["x-request-id"] not in keys
+    api("start_benchmark_run", "bmd_1", idempotency_key="my-key")
+    assert route.calls.last.request.headers["x-request-id"] == "my-key"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "2.5"}, 2.5),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+    ],
+)
+def test_retry_after_is_honoured(
+    api: Driver, router: respx.Router, headers: dict[str, str], expected: float
+) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1")
+    route.side_effect = [httpx.Response(429, headers=headers), httpx.Response(200, json=RUN)]
+    api("get_benchmark_run", "bmr_1")
+    assert api.sleeps == [expected]
+
+
+def test_retry_after_http_date_is_honoured(api: Driver, router: respx.Router) -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=20)
+    route = router.get("/v1/benchmark_runs/bmr_1")
+    date = email.utils.format_datetime(when, usegmt=True)
+    route.side_effect = [httpx.Response(503, headers={"retry-after": date}), httpx.Response(200, json=RUN)]
+    api("get_benchmark_run", "bmr_1")
+    assert len(api.sleeps) == 1
+    assert 17 <= api.sleeps[0] <= 20
+
+
+def test_retry_after_longer_than_the_cap_fails_fast(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(retry_after_max=10))
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(429, headers={"retry-after": "3600"})
+    with pytest.raises(RunloopRateLimitError, match="retry after 3600 s, longer than the 10 s") as info:
+        api("get_benchmark_run", "bmr_1")
+    assert info.value.retry_after == 3600
+    assert route.call_count == 1
+    assert api.sleeps == []
+
+
+def test_x_should_retry_false_stops_retrying(api: Driver, router: respx.Router) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(503, headers={"x-should-retry": "false"})
+    with pytest.raises(RunloopServerError):
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"id": "bmr_1", "state": "runn', b"<html>oops</html>", b'{"state": "running"}', b"[]"]
+)
+def test_malformed_bodies_raise_a_clear_typed_error(api: Driver, router: respx.Router, body: bytes) -> None:
+    router.get("/v1/benchmark_runs/bmr_1").respond(200, content=body)
+    with pytest.raises(RunloopInvalidResponseError, match="not a valid BenchmarkRunView"):
+        api("get_benchmark_run", "bmr_1")
+
+
+def test_error_excerpt_is_short(api: Driver, router: respx.Router) -> None:
+    router.get("/v1/benchmark_runs/bmr_1").respond(400, text="x" * 10_000)
+    with pytest.raises(RunloopBadRequestError) as info:
+        api("get_benchmark_run", "bmr_1")
+    assert len(str(info.value)) < 500
+
+
+# -- pagination ------------------------------------------------------------------------------------
+
+PAGE_PATH = "/v1/benchmark_runs/bmr_1/scenario_runs"
+
+
+def _pages(
+    router: respx.Router, total: int, page_key: str = "runs", omit_has_more: bool = False
+) -> respx.Route:
+    runs = [_scenario_run(i) for i in range(total)]
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        limit = int(request.url.params["limit"])
+        after = request.url.params.get("starting_after")
+        start = 0 if after is None else next(i for i, r in enumerate(runs) if r["id"] == after) + 1
+        chunk = runs[start : start + limit]
+        body: dict[str, Any] = {page_key: chunk, "total_count": total}
+        if not omit_has_more:
+            body["has_more"] = start + limit < total
+        return httpx.Response(200, json=body)
+
+    route = router.get(PAGE_PATH)
+    route.side_effect = respond
+    return route
+
+
+@pytest.mark.parametrize(
+    ("total", "page_size", "requests"),
+    [(0, 10, 1), (1, 10, 1), (10, 10, 1), (11, 10, 2), (25, 10, 3), (7, 1, 7), (12_001, None, 3)],
+)
+def test_pagination_walks_every_page(
+    api: Driver, router: respx.Router, total: int, page_size: int | None, requests: int
+) -> None:
+    route = _pages(router, total)
+    runs = api("list_scenario_runs", "bmr_1", page_size=page_size)
+    assert [r.id for r in runs] == [f"scr_{i:05d}" for i in range(total)]
+    assert route.call_count == requests
+    first = route.calls[0].request.url.params
+    assert first["limit"] == str(page_size or MAX_PAGE_SIZE)
+    assert "starting_after" not in first
+    if requests > 1:
+        second = route.calls[1].request.url.params
+        assert second["starting_after"] == runs[int(first["limit"]) - 1].id
+
+
+@pytest.mark.parametrize(("total", "requests"), [(25, 3), (30, 4), (0, 1)])
+def test_pagination_without_has_more_stops_on_short_or_empty_page(
+    api: Driver, router: respx.Router, total: int, requests: int
+) -> None:
+    route = _pages(router, total, omit_has_more=True)
+    assert len(api("list_scenario_runs", "bmr_1", page_size=10)) == total
+    assert route.call_count == requests
+
+
+def test_pagination_keeps_filters_and_sends_state(api: Driver, router: respx.Router) -> None:
+    route = _pages(router, 3)
+    api("list_scenario_runs", "bmr_1", state=ScenarioRunState.SCORED, page_size=2)
+    assert [c.request.url.params["state"] for c in route.calls] == ["scored", "scored"]
+
+
+def test_pagination_error_page_raises_not_ends(api: Driver, router: respx.Router) -> None:
+    route = router.get(PAGE_PATH)
+    route.side_effect = [
+        httpx.Response(200, json={"runs": [_scenario_run(0)], "has_more": True}),
+        httpx.Response(404, json={"message": "gone"}),
+    ]
+    with pytest.raises(RunloopNotFoundError):
+        api("list_scenario_runs", "bmr_1", page_size=1)
+
+
+def test_pagination_cursor_that_does_not_advance_raises(api: Driver, router: respx.Router) -> None:
+    route = router.get(PAGE_PATH).respond(
+        json={"runs": [_scenario_run(0), _scenario_run(1)], "has_more": True}
+    )
+    with pytest.raises(RunloopInvalidResponseError, match="cursor does not advance"):
+        api("list_scenario_runs", "bmr_1", page_size=2)
+    assert route.call_count == 2
+
+
+def test_pagination_deduplicates_items_by_id(api: Driver, router: respx.Router) -> None:
+    route = router.get(PAGE_PATH)
+    route.side_effect = [
+        httpx.Response(200, json={"runs": [_scenario_run(0), _scenario_run(1)], "has_more": True}),
+        httpx.Response(200, json={"runs": [_scenario_run(1), _scenario_run(2)], "has_more": False}),
+    ]
+    assert [r.id for r in api("list_scenario_runs", "bmr_1", page_size=2)] == [
+        "scr_00000",
+        "scr_00001",
+        "scr_00002",
+    ]
+
+
+@pytest.mark.parametrize("page_size", [0, -1, MAX_PAGE_SIZE + 1, 2.5, True])
+def test_bad_page_size_is_rejected_before_sending(api: Driver, router: respx.Router, page_size: Any) -> None:
+    with pytest.raises(ValueError, match="page_size must be an integer from 1 to 5000"):
+        api("list_scenario_runs", "bmr_1", page_size=page_size)
+    assert len(router.calls) == 0
+
+
+def test_listing_is_lazy(router: respx.Router) -> None:
+    route = _pages(router, 30)
+    with RunloopClient(KEY, base_url=BASE, transport=httpx.MockTransport(router.handler)) as client:
+        iterator = client.list_scenario_runs("bmr_1", page_size=10)
+        assert route.call_count == 0
+        next(iterator)
+        assert route.call_count == 1
+
+
+# -- counting --------------------------------------------------------------------------------------
+
+
+def test_count_uses_one_small_request(api: Driver, router: respx.Router) -> None:
+    route = router.get(PAGE_PATH).respond(
+        json={"runs": [_scenario_run(0)], "has_more": True, "total_count": 9876}
+    )
+    assert api("count_scenario_runs", "bmr_1", state="running") == 9876
+    assert route.call_count == 1
+    params = route.calls.last.request.url.params
+    assert (params["limit"], params["include_total_count"], params["state"]) == ("1", "true", "running")
+
+
+def test_count_falls_back_to_listing_without_total_count(api: Driver, router: respx.Router) -> None:
+    route = _pages(router, 12, omit_has_more=False)
+    # The first (limit=1) answer has no total_count: the client lists instead.
+    original = route.side_effect
+
+    def without_total(request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = original(request)  # type: ignore[operator]
+        body = json.loads(response.content)
+        body.pop("total_count")
+        return httpx.Response(200, json=body)
+
+    route.side_effect = without_total
+    assert api("count_scenario_runs", "bmr_1") == 12
+    assert route.call_count == 2
+
+
+def test_unknown_state_filter_is_rejected(api: Driver) -> None:
+    with pytest.raises(ValueError, match="paused"):
+        api("count_scenario_runs", "bmr_1", state="paused")
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+
+def test_api_key_never_in_logs_errors_or_repr(
+    make_api: Callable[..., Driver], router: respx.Router, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = make_api(RetryPolicy(max_retries=2))
+    router.get("/v1/benchmark_runs/bmr_1").respond(503, json={"message": "down"})
+    router.post("/v1/benchmark_runs/bmr_1/cancel").respond(401, json={"message": "bad key"})
+    errors = []
+    for method in ("get_benchmark_run", "cancel_benchmark_run"):
+        with pytest.raises(RunloopAPIError) as info:
+            api(method, "bmr_1")
+        errors.append(info.value)
+    assert caplog.records, "the retries should have been logged"
+    assert KEY not in caplog.text
+    for error in errors:
+        assert KEY not in str(error)
+        assert KEY not in repr(error)
+        assert KEY not in repr(error.__dict__)
+    assert KEY not in repr(api.client)
+
+
+def test_blank_api_key_is_rejected() -> None:
+    with pytest.raises(ValueError, match="API key is required"):
+        RunloopClient(" ")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("", "https://api.runloop.ai"),
+        ("api.runloop.ai", "https://api.runloop.ai"),
+        ("http://127.0.0.1:8765/", "http://127.0.0.1:8765"),
+    ],
+)
+def test_base_url_is_normalised(base_url: str, expected: str) -> None:
+    assert RunloopClient(KEY, base_url=base_url).base_url == expected
+
+
+@pytest.mark.parametrize("base_url", ["ftp://x", "http://", "https://h?x=1", "https://u:p@h"])
+def test_bad_base_url_is_rejected(base_url: str) -> None:
+    with pytest.raises(ValueError, match="base URL"):
+        RunloopClient(KEY, base_url=base_url)
+
+
+def test_job_spec_is_checked_before_sending(api: Driver, router: respx.Router) -> None:
+    with pytest.raises(ValueError, match="spec must be a mapping"):
+        api("create_benchmark_job", {"type": "nope"})
+    assert len(router.calls) == 0
