@@ -1,5 +1,5 @@
 """Apache Airflow provider for Runloop benchmarks."""
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
-
