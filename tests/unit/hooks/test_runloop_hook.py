@@ -13,6 +13,7 @@ import pytest
 import respx
 
 from airflow_provider_runloop.client import AsyncRunloopClient, RunloopClient
+from airflow_provider_runloop.exceptions import RunloopServerError
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 
 KEY = "rl_sk_hook_secret_456"
@@ -56,14 +57,10 @@ def test_base_url_from_host(monkeypatch: pytest.MonkeyPatch, fields: dict[str, A
 
 
 def test_extras_configure_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    _set_conn(
-        monkeypatch, extra={"timeout": "12", "connect_timeout": 2, "max_retries": "1", "verify_ssl": "false"}
-    )
-    options = RunloopHook._client_options(
-        "c",
-        RunloopHook.get_connection("runloop_default"),
-        {"timeout": "12", "connect_timeout": 2, "max_retries": "1", "verify_ssl": "false"},
-    )
+    extra = {"timeout": "12", "connect_timeout": 2, "max_retries": "1", "verify_ssl": "false"}
+    _set_conn(monkeypatch, extra=extra)
+    conn = RunloopHook.get_connection("runloop_default")
+    options = RunloopHook._client_options("runloop_default", conn, extra)
     assert options["timeout"] == 12.0
     assert options["connect_timeout"] == 2.0
     assert options["retry"].max_retries == 1
@@ -177,7 +174,7 @@ def test_key_absent_from_logs_and_repr(
     _set_conn(monkeypatch, extra={"max_retries": 1})
     api.get("/v1/benchmark_runs/bmr_1").respond(500, json={"message": "boom"})
     hook = RunloopHook()
-    with pytest.raises(Exception) as info:
+    with pytest.raises(RunloopServerError) as info:
         hook.get_benchmark_run("bmr_1")
     assert caplog.records
     assert KEY not in caplog.text
