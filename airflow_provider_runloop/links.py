@@ -1,0 +1,55 @@
+"""Extra links from Airflow task pages to the Runloop dashboard.
+
+The task pushes the URL to XCom under the link's ``xcom_key`` (Airflow's API server reads it from
+there); :func:`benchmark_run_url` builds it from the connection's API base URL, following the Runloop
+CLI: the dashboard lives on the API host with ``api.`` replaced by ``platform.``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from airflow.sdk import BaseOperatorLink
+from airflow.sdk.bases.xcom import BaseXCom
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+__all__ = ["RunloopBenchmarkRunLink", "benchmark_run_url", "dashboard_origin"]
+
+
+def dashboard_origin(api_base_url: str) -> str:
+    """The dashboard origin for an API base URL (``https://api.runloop.ai`` → ``https://platform.runloop.ai``).
+
+    A base URL whose host does not start with ``api.`` (the local emulator, a proxy) keeps its origin.
+    """
+    url = httpx.URL(api_base_url)
+    host = url.host
+    if host.startswith("api."):
+        host = "platform." + host.removeprefix("api.")
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{host}{port}"
+
+
+def benchmark_run_url(api_base_url: str, benchmark_run_id: str, benchmark_id: str | None) -> str:
+    """The dashboard page of a benchmark run (``single`` stands in for a run without a benchmark)."""
+    origin = dashboard_origin(api_base_url)
+    return f"{origin}/benchmarks/custom/{benchmark_id or 'single'}/runs/{benchmark_run_id}"
+
+
+class RunloopBenchmarkRunLink(BaseOperatorLink):
+    """Link to the benchmark run's page on the Runloop dashboard."""
+
+    name = "Runloop benchmark run"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        # Airflow's own TaskInstanceKey satisfies the protocol at run time; its fields are read-only.
+        value: Any = BaseXCom.get_value(ti_key=ti_key, key=self.xcom_key)  # type: ignore[arg-type]
+        return value if isinstance(value, str) else ""
+
+    @classmethod
+    def persist(cls, context: Any, url: str) -> None:
+        """Store the link's URL for the running task instance."""
+        context["ti"].xcom_push(key=cls().xcom_key, value=url)

@@ -1,0 +1,922 @@
+"""Tests for ``progress``: the state table, the completion rule, cheap polling and the summary."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from typing import Any
+
+import pytest
+
+from airflow_provider_runloop.exceptions import RunloopUnknownStateError
+from airflow_provider_runloop.models import BenchmarkRunView, ScenarioRunView
+from airflow_provider_runloop.progress import (
+    MAX_LISTED_IDS,
+    BenchmarkRunSummary,
+    BenchmarkRunVerdict,
+    CountsOutcome,
+    ScenarioRunCounts,
+    ScenarioRunTally,
+    ScenarioStateClass,
+    assess_counts,
+    classify_scenario_state,
+    format_progress,
+    judge,
+)
+
+ACTIVE = ScenarioStateClass.ACTIVE
+SUCCESS = ScenarioStateClass.FINISHED_SUCCESS
+FAILURE = ScenarioStateClass.FINISHED_FAILURE
+
+
+def benchmark_run(state: str, *, run_id: str = "bmr_x", score: float | None = None) -> BenchmarkRunView:
+    data: dict[str, Any] = {"id": run_id, "state": state, "metadata": {}, "start_time_ms": 1_700_000_000_000}
+    if score is not None:
+        data["score"] = score
+    return BenchmarkRunView.model_validate(data)
+
+
+def scenario_run(
+    run_id: str,
+    scenario_id: str,
+    state: str,
+    *,
+    start: int | None = None,
+    score: float | None = None,
+    functions: dict[str, float] | None = None,
+) -> ScenarioRunView:
+    data: dict[str, Any] = {
+        "id": run_id,
+        "scenario_id": scenario_id,
+        "state": state,
+        "devbox_id": f"dbx_{run_id}",
+        "metadata": {},
+        "benchmark_run_id": "bmr_x",
+    }
+    if start is not None:
+        data["start_time_ms"] = start
+    if score is not None:
+        data["scoring_contract_result"] = {
+            "score": score,
+            "scoring_function_results": [
+                {"scoring_function_name": name, "score": value, "state": "complete", "output": ""}
+                for name, value in (functions or {}).items()
+            ],
+        }
+    return ScenarioRunView.model_validate(data)
+
+
+def runs(*specs: tuple[Any, ...]) -> list[ScenarioRunView]:
+    """``(scenario_id, state)`` or ``(scenario_id, state, start_time_ms)``; run ids are ``r<index>``."""
+    return [
+        scenario_run(f"r{index}", spec[0], spec[1], start=spec[2] if len(spec) > 2 else None)
+        for index, spec in enumerate(specs)
+    ]
+
+
+def tally_of(scenario_runs: list[ScenarioRunView]) -> ScenarioRunTally:
+    tally = ScenarioRunTally()
+    tally.extend(scenario_runs)
+    return tally
+
+
+def judged(run_state: str, scenario_runs: list[ScenarioRunView], **options: Any) -> BenchmarkRunVerdict:
+    return judge(benchmark_run(run_state), tally_of(scenario_runs), **options)
+
+
+# --- the state table ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "accept_scored", "expected"),
+    [
+        ("running", False, ACTIVE),
+        ("running", True, ACTIVE),
+        ("scoring", False, ACTIVE),
+        ("scoring", True, ACTIVE),
+        ("scored", False, ACTIVE),
+        ("scored", True, SUCCESS),
+        ("completed", False, SUCCESS),
+        ("completed", True, SUCCESS),
+        ("failed", False, FAILURE),
+        ("failed", True, FAILURE),
+        ("timeout", False, FAILURE),
+        ("timeout", True, FAILURE),
+        ("canceled", False, FAILURE),
+        ("canceled", True, FAILURE),
+    ],
+)
+def test_state_table(state: str, accept_scored: bool, expected: ScenarioStateClass) -> None:
+    parsed = scenario_run("scr_1", "scn_1", state).state
+    assert classify_scenario_state(parsed, accept_scored=accept_scored) is expected
+    assert classify_scenario_state(state, accept_scored=accept_scored) is expected
+
+
+@pytest.mark.parametrize("state", ["paused", "RUNNING", "cancelled", ""])
+def test_unknown_scenario_state_fails_closed_naming_state_and_run(state: str) -> None:
+    with pytest.raises(RunloopUnknownStateError, match=rf"scr_odd.*{state!r}"):
+        classify_scenario_state(state, scenario_run_id="scr_odd")
+    tally = ScenarioRunTally()
+    with pytest.raises(RunloopUnknownStateError, match=rf"Scenario run scr_odd is in state {state!r}"):
+        tally.add(scenario_run("scr_odd", "scn_1", state))
+
+
+def test_unknown_state_of_a_superseded_run_still_fails_closed() -> None:
+    # Fail closed means never guess, even when a later retry of the same scenario exists.
+    tally = tally_of([scenario_run("scr_new", "scn_1", "completed", start=2)])
+    with pytest.raises(RunloopUnknownStateError, match="scr_old"):
+        tally.add(scenario_run("scr_old", "scn_1", "exploded", start=1))
+
+
+@pytest.mark.parametrize("state", ["paused", "pending", "cancelled", "COMPLETED"])
+def test_unknown_benchmark_run_state_fails_closed_naming_state_and_run(state: str) -> None:
+    run = benchmark_run(state, run_id="bmr_weird")
+    with pytest.raises(RunloopUnknownStateError, match=rf"Benchmark run bmr_weird is in state {state!r}"):
+        judge(run, ScenarioRunTally())
+    with pytest.raises(RunloopUnknownStateError, match=rf"bmr_weird.*{state!r}"):
+        assess_counts(run, ScenarioRunCounts(total=0, running=0, scoring=0, scored=0))
+
+
+# --- the completion rule ------------------------------------------------------------------------------
+
+ABC = ["scn_a", "scn_b", "scn_c"]
+
+
+@pytest.mark.parametrize(
+    ("run_state", "scenario_runs", "options", "done", "success"),
+    [
+        # Empty list: never success.
+        pytest.param("running", runs(), {}, False, False, id="empty-running-unknown"),
+        pytest.param("running", runs(), {"expected_count": 3}, False, False, id="empty-running-count"),
+        pytest.param("completed", runs(), {}, True, False, id="empty-completed"),
+        pytest.param(
+            "completed",
+            runs(),
+            {"fail_on_scenario_failure": False},
+            True,
+            False,
+            id="empty-completed-lenient",
+        ),
+        # Partial list while running: not done.
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {"expected_count": 3},
+            False,
+            False,
+            id="partial-by-count",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {"expected_scenario_ids": ABC},
+            False,
+            False,
+            id="partial-by-ids",
+        ),
+        # A scenario outside the expected ids does not stand in for a missing expected one.
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed"), ("scn_z", "completed")),
+            {"expected_scenario_ids": ABC},
+            False,
+            False,
+            id="unexpected-scenario-does-not-count",
+        ),
+        # Every expected scenario finished while the run is still open.
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed"), ("scn_c", "completed")),
+            {"expected_count": 3},
+            True,
+            True,
+            id="all-finished-by-count",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed"), ("scn_c", "completed")),
+            {"expected_scenario_ids": ABC},
+            True,
+            True,
+            id="all-finished-by-ids",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed"), ("scn_c", "completed")),
+            {},
+            False,
+            False,
+            id="expected-unknown-only-completed-ends",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {},
+            True,
+            True,
+            id="expected-unknown-run-completed",
+        ),
+        # The explicit count wins over the benchmark's ids.
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {"expected_count": 2, "expected_scenario_ids": ABC},
+            True,
+            True,
+            id="count-takes-precedence-over-ids",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed")),
+            {"expected_scenario_ids": ["scn_a", "scn_a"]},
+            True,
+            True,
+            id="duplicate-expected-ids",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed")),
+            {"expected_scenario_ids": []},
+            False,
+            False,
+            id="empty-ids-mean-unknown",
+        ),
+        # Rule 2: any active run keeps the wait going, even once the run is completed.
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "running")),
+            {},
+            False,
+            False,
+            id="completed-run-with-active-scenario",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "scoring"), ("scn_c", "completed")),
+            {"expected_count": 3},
+            False,
+            False,
+            id="scoring-is-active",
+        ),
+        # An older run of a retried scenario that is still active blocks too.
+        pytest.param(
+            "completed",
+            runs(("scn_a", "running", 1), ("scn_a", "completed", 2)),
+            {},
+            False,
+            False,
+            id="superseded-run-still-active",
+        ),
+        # scored: active by default, success with accept_scored.
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "scored")),
+            {"expected_count": 2},
+            False,
+            False,
+            id="scored-is-active-by-default",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "scored")),
+            {"expected_count": 2, "accept_scored": True},
+            True,
+            True,
+            id="scored-accepted",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "scored")),
+            {},
+            True,
+            True,
+            id="scored-is-final-once-the-run-is-completed",
+        ),
+        # Retries: the latest run (by start time) counts, whatever the listing order.
+        pytest.param(
+            "completed",
+            runs(("scn_a", "failed", 1), ("scn_a", "completed", 2)),
+            {},
+            True,
+            True,
+            id="retry-failed-then-completed",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed", 2), ("scn_a", "failed", 1)),
+            {},
+            True,
+            True,
+            id="retry-failed-then-completed-listed-newest-first",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed", 1), ("scn_a", "failed", 2)),
+            {},
+            True,
+            False,
+            id="retry-completed-then-failed",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "failed", 2), ("scn_a", "completed", 1)),
+            {},
+            True,
+            False,
+            id="retry-completed-then-failed-listed-newest-first",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed", 5), ("scn_a", "failed", 5)),
+            {},
+            True,
+            True,
+            id="tie-first-listed-wins",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "failed"), ("scn_a", "completed")),
+            {},
+            True,
+            False,
+            id="no-start-times-first-listed-wins",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "failed"), ("scn_a", "completed", 1)),
+            {},
+            True,
+            True,
+            id="a-start-time-beats-none",
+        ),
+        # Failure policy.
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "failed")),
+            {},
+            True,
+            False,
+            id="failed-scenario-fails-by-default",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "timeout")),
+            {},
+            True,
+            False,
+            id="timeout-scenario-fails-by-default",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "canceled")),
+            {},
+            True,
+            False,
+            id="canceled-scenario-fails-by-default",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "failed"), ("scn_c", "timeout")),
+            {"fail_on_scenario_failure": False},
+            True,
+            True,
+            id="failed-scenarios-accepted",
+        ),
+        pytest.param(
+            "running",
+            runs(("scn_a", "completed"), ("scn_b", "failed"), ("scn_c", "canceled")),
+            {"expected_scenario_ids": ABC},
+            True,
+            False,
+            id="all-expected-finished-some-failed",
+        ),
+        # A completed run whose expected scenario never started: done, and a failure by default.
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {"expected_scenario_ids": ABC},
+            True,
+            False,
+            id="never-started-by-ids",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {"expected_count": 3},
+            True,
+            False,
+            id="never-started-by-count",
+        ),
+        pytest.param(
+            "completed",
+            runs(("scn_a", "completed"), ("scn_b", "completed")),
+            {"expected_scenario_ids": ABC, "fail_on_scenario_failure": False},
+            True,
+            True,
+            id="never-started-accepted",
+        ),
+        # Rule 1: a failed or canceled benchmark run fails at once, whatever the scenarios say.
+        pytest.param(
+            "canceled",
+            runs(("scn_a", "completed"), ("scn_b", "running")),
+            {},
+            True,
+            False,
+            id="canceled-run",
+        ),
+        pytest.param(
+            "failed", runs(("scn_a", "completed")), {"expected_count": 1}, True, False, id="failed-run"
+        ),
+        pytest.param(
+            "canceled",
+            runs(("scn_a", "completed")),
+            {"fail_on_scenario_failure": False},
+            True,
+            False,
+            id="canceled-run-lenient-policy-still-fails",
+        ),
+    ],
+)
+def test_completion_rule(
+    run_state: str, scenario_runs: list[ScenarioRunView], options: dict[str, Any], done: bool, success: bool
+) -> None:
+    verdict = judged(run_state, scenario_runs, **options)
+    assert (verdict.done, verdict.success) == (done, success)
+    assert verdict.failed is (done and not success)
+    assert (verdict.summary.done, verdict.summary.success) == (done, success)
+    assert verdict.summary.exact is True
+
+
+@pytest.mark.parametrize(
+    ("options", "missing_count", "missing_ids"),
+    [
+        ({"expected_scenario_ids": ABC}, 1, ("scn_c",)),
+        ({"expected_count": 3}, 1, ()),
+        ({}, None, ()),
+    ],
+)
+def test_never_started_scenarios_are_reported(
+    options: dict[str, Any], missing_count: int | None, missing_ids: tuple[str, ...]
+) -> None:
+    verdict = judged("completed", runs(("scn_a", "completed"), ("scn_b", "completed")), **options)
+    assert verdict.summary.missing_scenario_count == missing_count
+    assert verdict.summary.missing_scenario_ids == missing_ids
+    if missing_count:
+        assert "1 expected scenario never started" in verdict.message
+        for scenario_id in missing_ids:
+            assert scenario_id in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("run_state", "reason"),
+    [("canceled", "the benchmark run was canceled"), ("failed", "the benchmark run failed")],
+)
+def test_failed_benchmark_run_message_and_summary(run_state: str, reason: str) -> None:
+    verdict = judged(run_state, runs(("scn_a", "completed"), ("scn_b", "canceled")))
+    assert verdict.message.endswith(f"Failed: {reason}.")
+    assert verdict.summary.benchmark_run_state == run_state
+    assert verdict.summary.failed_scenario_run_ids == ("r1",)
+
+
+@pytest.mark.parametrize(
+    ("failures", "listed", "truncated", "in_message"),
+    [
+        (1, 1, False, "(failed, timed out or canceled; latest runs: scr_0000)."),
+        (MAX_LISTED_IDS, MAX_LISTED_IDS, False, "scr_0009 and 40 more)"),
+        (MAX_LISTED_IDS + 1, MAX_LISTED_IDS, True, "scr_0009 and 41 more)"),
+        (120, MAX_LISTED_IDS, True, "scr_0009 and 110 more)"),
+    ],
+)
+def test_failed_ids_are_capped_with_flag(
+    failures: int, listed: int, truncated: bool, in_message: str
+) -> None:
+    # Listed in reverse, so the test also shows the ids named do not depend on the listing's order.
+    scenario_runs = [
+        scenario_run(f"scr_{i:04d}", f"scn_{i:04d}", "failed") for i in reversed(range(failures))
+    ]
+    scenario_runs.append(scenario_run("scr_ok", "scn_ok", "completed"))
+    summary = judged("completed", scenario_runs).summary
+    assert summary.success is False
+    assert summary.failed_scenario_count == failures
+    assert summary.failed_scenario_run_ids == tuple(f"scr_{i:04d}" for i in range(listed))
+    assert summary.failed_scenario_run_ids_truncated is truncated
+    assert in_message in summary.message
+    assert "fail_on_scenario_failure=False" in summary.message
+
+
+@pytest.mark.parametrize(("missing", "truncated"), [(MAX_LISTED_IDS, False), (MAX_LISTED_IDS + 10, True)])
+def test_missing_ids_are_capped_with_flag(missing: int, truncated: bool) -> None:
+    expected_ids = ["scn_started", *(f"scn_{i:04d}" for i in range(missing))]
+    summary = judged(
+        "completed", runs(("scn_started", "completed")), expected_scenario_ids=expected_ids
+    ).summary
+    assert summary.missing_scenario_count == missing
+    assert summary.missing_scenario_ids == tuple(expected_ids[1 : MAX_LISTED_IDS + 1])
+    assert summary.missing_scenario_ids_truncated is truncated
+
+
+def test_lenient_policy_reports_what_it_accepted() -> None:
+    verdict = judged(
+        "completed",
+        runs(("scn_a", "completed"), ("scn_b", "failed")),
+        expected_scenario_ids=ABC,
+        fail_on_scenario_failure=False,
+    )
+    assert verdict.success is True
+    assert verdict.summary.failed_scenario_run_ids == ("r1",)
+    assert verdict.summary.missing_scenario_ids == ("scn_c",)
+    assert "accepted 1 failed scenario and 1 never-started scenario" in verdict.message
+
+
+def test_summary_counts_latest_runs_and_scores() -> None:
+    scenario_runs = [
+        scenario_run("r1", "scn_a", "failed", start=1),
+        scenario_run("r2", "scn_a", "completed", start=2, score=1.0, functions={"tests": 1.0, "lint": 1.0}),
+        scenario_run("r3", "scn_b", "completed", start=1, score=0.5, functions={"tests": 0.0}),
+        scenario_run("r4", "scn_c", "timeout", start=1),
+        scenario_run("r5", "scn_d", "failed", start=1, score=0.0, functions={"tests": 0.5}),
+    ]
+    run = benchmark_run("completed", score=0.42)
+    summary = judge(run, tally_of(scenario_runs), fail_on_scenario_failure=False).summary
+    assert summary.total_scenario_runs == 5
+    assert summary.started_scenarios == 4
+    assert summary.finished_scenarios == 4
+    assert summary.state_counts == {
+        "running": 0,
+        "scoring": 0,
+        "scored": 0,
+        "completed": 2,
+        "failed": 1,
+        "timeout": 1,
+        "canceled": 0,
+    }
+    assert summary.scored_scenarios == 3
+    assert summary.mean_score == pytest.approx(0.5)
+    assert summary.scoring_function_mean_scores == {"lint": 1.0, "tests": pytest.approx(0.5)}
+    assert summary.scoring_function_mean_scores_truncated is False
+    assert summary.failed_scenario_run_ids == ("r4", "r5")
+    assert summary.benchmark_score == 0.42
+    assert summary.benchmark_run_id == "bmr_x"
+    assert summary.message.endswith("mean score 0.500.")
+
+
+def test_scoring_function_means_are_capped() -> None:
+    scenario_runs = [
+        scenario_run(
+            f"r{i}", f"scn_{i}", "completed", score=1.0, functions={"common": 1.0, f"own_{i:03d}": 0.5}
+        )
+        for i in range(80)
+    ]
+    summary = judged("completed", scenario_runs).summary
+    assert len(summary.scoring_function_mean_scores) == 50
+    assert summary.scoring_function_mean_scores["common"] == 1.0  # the most used name is kept
+    assert summary.scoring_function_mean_scores_truncated is True
+
+
+@pytest.mark.parametrize(
+    ("options", "expected_scenarios"),
+    [
+        ({"expected_count": 7}, 7),
+        ({"expected_count": 7, "expected_scenario_ids": ABC}, 7),
+        ({"expected_scenario_ids": ABC}, 3),
+        ({"expected_scenario_ids": ["scn_a", "scn_b", "scn_a"]}, 2),
+        ({"expected_scenario_ids": []}, None),
+        ({}, None),
+    ],
+)
+def test_expected_scenarios_in_summary(options: dict[str, Any], expected_scenarios: int | None) -> None:
+    assert judged("running", runs()).summary.expected_scenarios is None
+    assert judged("running", runs(), **options).summary.expected_scenarios == expected_scenarios
+
+
+def test_tally_counts_retries_and_distinct_scenarios() -> None:
+    tally = tally_of(runs(("scn_a", "failed", 1), ("scn_a", "failed", 2), ("scn_a", "completed", 3)))
+    assert (tally.total_runs, tally.started_scenarios) == (3, 1)
+
+
+def test_tally_does_not_keep_run_objects() -> None:
+    # A streamed listing must not pile up: memory is per distinct scenario, not per run.
+    scenario_runs = [
+        scenario_run(f"r{i}", f"scn_{i % 10}", "completed", start=i, score=0.5, functions={"tests": 0.5})
+        for i in range(200)
+    ]
+    refs = [weakref.ref(run) for run in scenario_runs]
+    tally = tally_of(scenario_runs)
+    del scenario_runs
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    assert (tally.total_runs, tally.started_scenarios) == (200, 10)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"expected_count": 0}, ValueError),
+        ({"expected_count": -3}, ValueError),
+        ({"expected_count": True}, ValueError),
+        ({"expected_scenario_ids": "scn_a"}, TypeError),
+    ],
+)
+def test_bad_expected_arguments_are_rejected(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match="expected_"):
+        judged("running", runs(), **options)
+    with pytest.raises(error, match="expected_"):
+        assess_counts(
+            benchmark_run("running"), ScenarioRunCounts(total=0, running=0, scoring=0, scored=0), **options
+        )
+
+
+# --- cheap polling --------------------------------------------------------------------------------------
+
+NOT_DONE = CountsOutcome.NOT_DONE
+LIST = CountsOutcome.LIST_TO_CONFIRM
+FAILED = CountsOutcome.FAILED
+
+
+@pytest.mark.parametrize(
+    ("run_state", "counts", "options", "outcome", "finished"),
+    [
+        pytest.param("running", (0, 0, 0, 0), {}, NOT_DONE, 0, id="nothing-started"),
+        pytest.param("running", (0, 0, 0, 0), {"expected_count": 3}, NOT_DONE, 0, id="nothing-started-count"),
+        pytest.param("running", (10, 3, 0, 0), {"expected_count": 10}, NOT_DONE, 7, id="some-running"),
+        pytest.param("running", (10, 0, 2, 0), {"expected_count": 10}, NOT_DONE, 8, id="some-scoring"),
+        pytest.param("running", (10, 0, 0, 0), {"expected_count": 10}, LIST, 10, id="all-finished"),
+        pytest.param("running", (9, 0, 0, 0), {"expected_count": 10}, NOT_DONE, 9, id="too-few"),
+        pytest.param("running", (12, 0, 0, 0), {"expected_count": 10}, LIST, 12, id="retries-inflate"),
+        pytest.param(
+            "running", (3, 0, 0, 0), {"expected_scenario_ids": ABC}, LIST, 3, id="expected-from-ids"
+        ),
+        pytest.param("running", (2, 0, 0, 0), {"expected_scenario_ids": ABC}, NOT_DONE, 2, id="ids-too-few"),
+        pytest.param(
+            "running",
+            (1, 0, 0, 0),
+            {"expected_scenario_ids": ["scn_a", "scn_a"]},
+            LIST,
+            1,
+            id="ids-deduplicated",
+        ),
+        pytest.param("running", (10, 0, 0, 0), {}, NOT_DONE, 10, id="expected-unknown"),
+        pytest.param("completed", (10, 0, 0, 0), {}, LIST, 10, id="run-completed"),
+        pytest.param("completed", (0, 0, 0, 0), {}, LIST, 0, id="run-completed-empty"),
+        pytest.param("completed", (10, 1, 0, 0), {}, NOT_DONE, 9, id="run-completed-one-running"),
+        pytest.param("running", (10, 0, 0, 2), {"expected_count": 10}, NOT_DONE, 8, id="scored-active"),
+        pytest.param(
+            "running",
+            (10, 0, 0, 2),
+            {"expected_count": 10, "accept_scored": True},
+            LIST,
+            10,
+            id="scored-accepted",
+        ),
+        pytest.param("completed", (10, 0, 0, 2), {}, LIST, 10, id="completed-run-scored-final"),
+        pytest.param("completed", (10, 1, 0, 2), {}, NOT_DONE, 9, id="completed-run-still-running"),
+        pytest.param("canceled", (10, 5, 0, 0), {}, FAILED, 5, id="run-canceled"),
+        pytest.param("failed", (10, 0, 0, 0), {"expected_count": 10}, FAILED, 10, id="run-failed"),
+        # Counts come from separate requests and may not add up; never negative.
+        pytest.param("running", (5, 3, 3, 0), {"expected_count": 5}, NOT_DONE, 0, id="counts-race"),
+    ],
+)
+def test_assess_counts(
+    run_state: str,
+    counts: tuple[int, int, int, int],
+    options: dict[str, Any],
+    outcome: CountsOutcome,
+    finished: int,
+) -> None:
+    total, running, scoring, scored = counts
+    run_counts = ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored)
+    verdict = assess_counts(benchmark_run(run_state), run_counts, **options)
+    assert verdict.outcome is outcome
+    assert verdict.needs_listing is (outcome is LIST)
+    summary = verdict.summary
+    assert (summary.done, summary.success) == (outcome is FAILED, False)
+    assert summary.exact is False
+    assert summary.finished_scenarios == finished
+    assert summary.total_scenario_runs == total
+    assert summary.state_counts == {"running": running, "scoring": scoring, "scored": scored}
+    # What counts cannot tell is unknown, not zero.
+    assert summary.started_scenarios is None
+    assert summary.failed_scenario_count is None
+    assert summary.missing_scenario_count is None
+
+
+def test_assess_counts_failure_message() -> None:
+    counts = ScenarioRunCounts(total=10, running=0, scoring=0, scored=0)
+    verdict = assess_counts(benchmark_run("canceled"), counts, expected_count=10)
+    assert (
+        verdict.message == "bmr_x: 10/10 finished (no active runs). Failed: the benchmark run was canceled."
+    )
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"total": -1, "running": 0, "scoring": 0, "scored": 0},
+        {"total": 1, "running": -1, "scoring": 0, "scored": 0},
+        {"total": 1, "running": 0, "scoring": 1.0, "scored": 0},
+        {"total": 1, "running": 0, "scoring": 0, "scored": True},
+        {"total": None, "running": 0, "scoring": 0, "scored": 0},
+    ],
+)
+def test_scenario_run_counts_are_validated(counts: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="ScenarioRunCounts"):
+        ScenarioRunCounts(**counts)
+
+
+# --- progress lines ---------------------------------------------------------------------------------------
+
+
+def mixed_runs() -> list[ScenarioRunView]:
+    states = ["completed"] * 30 + ["failed"] * 2 + ["timeout"] + ["running"] * 70 + ["scoring"] * 13
+    return [scenario_run(f"r{i}", f"scn_{i}", state) for i, state in enumerate(states)]
+
+
+@pytest.mark.parametrize(
+    ("scenario_runs", "options", "line"),
+    [
+        (
+            mixed_runs(),
+            {"expected_count": 120},
+            "bmr_x: 33/120 finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
+        ),
+        (
+            mixed_runs(),
+            {},
+            "bmr_x: 33/? finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
+        ),
+        (runs(), {}, "bmr_x: 0/? finished (no scenario runs yet)"),
+        (runs(("scn_a", "running")), {"expected_count": 2}, "bmr_x: 0/2 finished (running 1)"),
+        (
+            runs(("scn_a", "scored"), ("scn_b", "completed")),
+            {"expected_count": 3},
+            "bmr_x: 1/3 finished (completed 1; scored 1)",
+        ),
+        (
+            runs(("scn_a", "scored"), ("scn_b", "completed"), ("scn_c", "running")),
+            {"expected_count": 3, "accept_scored": True},
+            "bmr_x: 2/3 finished (scored 1, completed 1; running 1)",
+        ),
+    ],
+)
+def test_progress_line_from_a_full_tally(
+    scenario_runs: list[ScenarioRunView], options: dict[str, Any], line: str
+) -> None:
+    verdict = judged("running", scenario_runs, **options)
+    assert format_progress(verdict.summary) == line
+    assert verdict.message == line  # while not done, the message is the progress line
+
+
+@pytest.mark.parametrize(
+    ("counts", "options", "line"),
+    [
+        ((120, 70, 13, 0), {"expected_count": 120}, "bmr_x: 37/120 finished (running 70, scoring 13)"),
+        ((120, 70, 13, 0), {}, "bmr_x: 37/? finished (running 70, scoring 13)"),
+        ((6, 1, 2, 3), {"expected_count": 6}, "bmr_x: 0/6 finished (running 1, scoring 2, scored 3)"),
+        (
+            (6, 1, 2, 3),
+            {"expected_count": 6, "accept_scored": True},
+            "bmr_x: 3/6 finished (scored 3; running 1, scoring 2)",
+        ),
+        ((0, 0, 0, 0), {"expected_count": 6}, "bmr_x: 0/6 finished (no scenario runs yet)"),
+        ((4, 0, 0, 0), {"expected_count": 6}, "bmr_x: 4/6 finished (no active runs)"),
+    ],
+)
+def test_progress_line_from_counts(
+    counts: tuple[int, int, int, int], options: dict[str, Any], line: str
+) -> None:
+    total, running, scoring, scored = counts
+    run_counts = ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored)
+    verdict = assess_counts(benchmark_run("running"), run_counts, **options)
+    assert format_progress(verdict.summary) == line
+    assert verdict.message == line
+
+
+@pytest.mark.parametrize(
+    ("scenario_runs", "options", "message"),
+    [
+        (
+            [
+                scenario_run("r0", "scn_a", "completed", score=1.0),
+                scenario_run("r1", "scn_b", "completed", score=0.25),
+            ],
+            {},
+            "bmr_x: 2/? finished (completed 2). Done; mean score 0.625.",
+        ),
+        (
+            runs(("scn_a", "completed"), ("scn_b", "failed")),
+            {"expected_scenario_ids": ABC},
+            "bmr_x: 2/3 finished (completed 1, failed 1). Failed: 1 scenario did not complete "
+            "(failed, timed out or canceled; latest runs: r1); 1 expected scenario never started (scn_c). "
+            "Set fail_on_scenario_failure=False to accept scenario failures.",
+        ),
+        (
+            runs(),
+            {},
+            "bmr_x: 0/? finished (no scenario runs yet). "
+            "Failed: the benchmark run is completed but no scenario run ever started.",
+        ),
+    ],
+)
+def test_done_messages(scenario_runs: list[ScenarioRunView], options: dict[str, Any], message: str) -> None:
+    assert judged("completed", scenario_runs, **options).message == message
+
+
+# --- the summary as XCom value and trigger event ----------------------------------------------------------
+
+
+def sample_summaries() -> list[BenchmarkRunSummary]:
+    scored = [
+        scenario_run("r0", "scn_a", "completed", start=1, score=0.1 + 0.2, functions={"tests": 1 / 3}),
+        scenario_run("r1", "scn_b", "failed", start=2),
+    ]
+    return [
+        judge(benchmark_run("completed", score=0.15), tally_of(scored), expected_scenario_ids=ABC).summary,
+        judged("running", mixed_runs(), expected_count=120).summary,
+        judged("running", runs()).summary,
+        assess_counts(
+            benchmark_run("canceled"),
+            ScenarioRunCounts(total=3, running=1, scoring=0, scored=2),
+            expected_count=3,
+        ).summary,
+    ]
+
+
+@pytest.mark.parametrize("summary", sample_summaries())
+def test_summary_round_trips_through_json(summary: BenchmarkRunSummary) -> None:
+    wire = json.dumps(summary.to_dict(), allow_nan=False)
+    assert BenchmarkRunSummary.from_dict(json.loads(wire)) == summary
+    assert BenchmarkRunSummary.from_dict(summary.to_dict()) == summary
+
+
+def test_summary_to_dict_holds_json_primitives_only() -> None:
+    def primitive(value: object) -> bool:
+        if isinstance(value, dict):
+            return all(isinstance(key, str) and primitive(item) for key, item in value.items())
+        if isinstance(value, list):
+            return all(primitive(item) for item in value)
+        return value is None or isinstance(value, (str, int, float, bool))
+
+    for summary in sample_summaries():
+        assert primitive(summary.to_dict())
+
+
+def test_summary_stays_small_for_a_huge_run() -> None:
+    # 10,000 runs: 5,000 failures, realistic 25-character ids, three scoring functions each, and
+    # 100 expected scenarios that never started.
+    scenario_runs = (
+        scenario_run(
+            f"scr_{i:021d}",
+            f"scn_{i:021d}",
+            "failed" if i % 2 else "completed",
+            start=i,
+            score=(i % 100) / 100,
+            functions={"unit_tests": 0.5, "lint": 1.0, "similarity": 0.25},
+        )
+        for i in range(10_000)
+    )
+    tally = ScenarioRunTally()
+    tally.extend(scenario_runs)
+    expected_ids = [f"scn_{i:021d}" for i in range(10_100)]
+    summary = judge(benchmark_run("completed"), tally, expected_scenario_ids=expected_ids).summary
+    wire = json.dumps(summary.to_dict())
+    assert len(wire.encode()) < 8 * 1024
+    assert summary.failed_scenario_count == 5_000
+    assert summary.failed_scenario_run_ids_truncated is True
+    assert summary.missing_scenario_count == 100
+    assert summary.missing_scenario_ids_truncated is True
+    assert BenchmarkRunSummary.from_dict(json.loads(wire)) == summary
+
+
+def test_from_dict_ignores_unknown_keys() -> None:
+    summary = sample_summaries()[0]
+    assert BenchmarkRunSummary.from_dict({**summary.to_dict(), "added_in_a_later_version": 1}) == summary
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("done", "yes"),
+        ("done", 1),
+        ("finished_scenarios", True),
+        ("finished_scenarios", "3"),
+        ("expected_scenarios", 2.5),
+        ("mean_score", "0.5"),
+        ("state_counts", [1, 2]),
+        ("state_counts", {"completed": "1"}),
+        ("failed_scenario_run_ids", "scr_1"),
+        ("missing_scenario_ids", [1]),
+    ],
+)
+def test_from_dict_rejects_wrong_types(key: str, value: object) -> None:
+    data = sample_summaries()[0].to_dict()
+    data[key] = value
+    with pytest.raises(ValueError, match=key):
+        BenchmarkRunSummary.from_dict(data)
+
+
+def test_from_dict_rejects_missing_fields() -> None:
+    data = sample_summaries()[0].to_dict()
+    del data["success"]
+    with pytest.raises(ValueError, match="'success' is missing"):
+        BenchmarkRunSummary.from_dict(data)
