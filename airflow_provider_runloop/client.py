@@ -581,10 +581,20 @@ class RunloopClient(_ClientCore):
         Uses ``limit=1`` and the response's ``total_count``; when the server leaves the count out,
         falls back to listing them all.
         """
-        page: ScenarioRunList = self._execute(self._count_scenario_runs(benchmark_run_id, state))
-        if page.total_count is not None:
-            return page.total_count
+        total = self.scenario_run_total(benchmark_run_id, state=state)
+        if total is not None:
+            return total
         return sum(1 for _ in self.list_scenario_runs(benchmark_run_id, state=state))
+
+    def scenario_run_total(
+        self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
+    ) -> int | None:
+        """The server's ``total_count`` of a benchmark run's scenario runs, or ``None`` if it sent none.
+
+        One request with ``limit=1``; unlike :meth:`count_scenario_runs` it never lists.
+        """
+        page: ScenarioRunList = self._execute(self._count_scenario_runs(benchmark_run_id, state))
+        return page.total_count
 
     def get_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
         """Fetch a scenario run."""
@@ -771,13 +781,20 @@ class AsyncRunloopClient(_ClientCore):
         self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
     ) -> int:
         """Count a benchmark run's scenario runs with one small request (see the sync twin)."""
-        page: ScenarioRunList = await self._execute(self._count_scenario_runs(benchmark_run_id, state))
-        if page.total_count is not None:
-            return page.total_count
+        total = await self.scenario_run_total(benchmark_run_id, state=state)
+        if total is not None:
+            return total
         count = 0
         async for _ in self.list_scenario_runs(benchmark_run_id, state=state):
             count += 1
         return count
+
+    async def scenario_run_total(
+        self, benchmark_run_id: str, *, state: ScenarioRunState | str | None = None
+    ) -> int | None:
+        """The server's ``total_count`` of scenario runs, or ``None`` if it sent none (never lists)."""
+        page: ScenarioRunList = await self._execute(self._count_scenario_runs(benchmark_run_id, state))
+        return page.total_count
 
     async def get_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
         """Fetch a scenario run."""

@@ -36,6 +36,19 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_runloop.hooks.runloop"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_runloop.sensors.runloop"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_runloop.triggers.runloop"],
+            }
+        ],
+        "extra-links": ["airflow_provider_runloop.links.RunloopBenchmarkRunLink"],
         "connection-types": [
             {
                 "connection-type": "runloop",

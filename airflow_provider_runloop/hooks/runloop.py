@@ -11,7 +11,9 @@ and read the connection with Airflow's async API, so they never block its event 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -31,6 +33,22 @@ from airflow_provider_runloop.models import (
     BenchmarkView,
     ScenarioRunState,
     ScenarioRunView,
+)
+from airflow_provider_runloop.progress import (
+    BenchmarkRunVerdict,
+    CountsOutcome,
+    ScenarioRunCounts,
+    ScenarioRunTally,
+    assess_counts,
+    judge,
+)
+
+# One cheap poll counts these (with the unfiltered total first): everything else is derived.
+_POLLED_STATES: tuple[ScenarioRunState | None, ...] = (
+    None,
+    ScenarioRunState.RUNNING,
+    ScenarioRunState.SCORING,
+    ScenarioRunState.SCORED,
 )
 
 __all__ = ["RunloopHook"]
@@ -124,6 +142,79 @@ class RunloopHook(BaseHook):
         finally:
             self.close()
         return True, f"Connected to the Runloop API at {client.base_url}."
+
+    # -- waiting on a benchmark run (one poll; the rule itself lives in progress.py) ----------------
+
+    def check_benchmark_run(
+        self,
+        benchmark_run_id: str,
+        *,
+        expected_count: int | None = None,
+        expected_scenario_ids: Sequence[str] | None = None,
+        accept_scored: bool = False,
+        fail_on_scenario_failure: bool = True,
+    ) -> BenchmarkRunVerdict:
+        """Poll a benchmark run once and apply the completion rule.
+
+        While scenario runs are active this costs five small requests (the run and four
+        ``limit=1`` counts) whatever the run's size; only when the counts say the run may be done
+        (or it failed) are the scenario runs listed, once, streamed into a tally.
+
+        :param benchmark_run_id: the benchmark run to check.
+        :param expected_count: how many scenarios the run should have; takes precedence.
+        :param expected_scenario_ids: the scenarios the run should have (see
+            :meth:`get_expected_scenario_ids`).
+        :param accept_scored: count ``scored`` scenario runs as finished.
+        :param fail_on_scenario_failure: fail the verdict when scenarios failed (default), or only
+            report them.
+        """
+        rule = _Rule(expected_count, expected_scenario_ids, accept_scored, fail_on_scenario_failure)
+        client = self.get_conn()
+        run = client.get_benchmark_run(benchmark_run_id)
+        totals = [client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES]
+        verdict = rule.from_counts(run, totals)
+        if verdict is not None:
+            return verdict
+        tally = ScenarioRunTally()
+        tally.extend(client.list_scenario_runs(benchmark_run_id))
+        return rule.from_tally(run, tally)
+
+    async def acheck_benchmark_run(
+        self,
+        benchmark_run_id: str,
+        *,
+        expected_count: int | None = None,
+        expected_scenario_ids: Sequence[str] | None = None,
+        accept_scored: bool = False,
+        fail_on_scenario_failure: bool = True,
+    ) -> BenchmarkRunVerdict:
+        """Async twin of :meth:`check_benchmark_run` (the four counts are sent concurrently)."""
+        rule = _Rule(expected_count, expected_scenario_ids, accept_scored, fail_on_scenario_failure)
+        client = await self.aget_conn()
+        run = await client.get_benchmark_run(benchmark_run_id)
+        totals = await asyncio.gather(
+            *(client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES)
+        )
+        verdict = rule.from_counts(run, list(totals))
+        if verdict is not None:
+            return verdict
+        tally = ScenarioRunTally()
+        async for scenario_run in client.list_scenario_runs(benchmark_run_id):
+            tally.add(scenario_run)
+        return rule.from_tally(run, tally)
+
+    def get_expected_scenario_ids(self, run: BenchmarkRunView) -> list[str] | None:
+        """The scenarios a run should have: its benchmark's ``scenarioIds``, or ``None`` if unknown."""
+        if run.benchmark_id is None:
+            return None
+        return self.get_conn().get_benchmark(run.benchmark_id).scenario_ids or None
+
+    async def aget_expected_scenario_ids(self, run: BenchmarkRunView) -> list[str] | None:
+        """Async twin of :meth:`get_expected_scenario_ids`."""
+        if run.benchmark_id is None:
+            return None
+        benchmark = await (await self.aget_conn()).get_benchmark(run.benchmark_id)
+        return benchmark.scenario_ids or None
 
     # -- synchronous API ----------------------------------------------------------------------------
 
@@ -259,6 +350,43 @@ class RunloopHook(BaseHook):
     async def aget_benchmark_job(self, benchmark_job_id: str) -> BenchmarkJobView:
         """Fetch a benchmark job."""
         return await (await self.aget_conn()).get_benchmark_job(benchmark_job_id)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """The completion-rule options of one wait, applied to what a poll fetched."""
+
+    expected_count: int | None
+    expected_scenario_ids: Sequence[str] | None
+    accept_scored: bool
+    fail_on_scenario_failure: bool
+
+    def from_counts(self, run: BenchmarkRunView, totals: list[int | None]) -> BenchmarkRunVerdict | None:
+        """The verdict when the counts settle "not done yet"; ``None`` when a listing must decide."""
+        if any(total is None for total in totals):
+            return None  # the server sent no total_count: list instead
+        total, running, scoring, scored = (t or 0 for t in totals)
+        assessed = assess_counts(
+            run,
+            ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored),
+            expected_count=self.expected_count,
+            expected_scenario_ids=self.expected_scenario_ids,
+            accept_scored=self.accept_scored,
+        )
+        if assessed.outcome is CountsOutcome.NOT_DONE:
+            return BenchmarkRunVerdict(assessed.summary)
+        return None  # maybe done, or failed: one full listing gives the exact verdict and names failures
+
+    def from_tally(self, run: BenchmarkRunView, tally: ScenarioRunTally) -> BenchmarkRunVerdict:
+        """The exact verdict from the full listing."""
+        return judge(
+            run,
+            tally,
+            expected_count=self.expected_count,
+            expected_scenario_ids=self.expected_scenario_ids,
+            accept_scored=self.accept_scored,
+            fail_on_scenario_failure=self.fail_on_scenario_failure,
+        )
 
 
 def _has_port(url: str) -> bool:

@@ -1,0 +1,196 @@
+"""RunloopBenchmarkRunSensor: wait until a benchmark run is done, in poke, reschedule or deferrable mode.
+
+Every mode applies the same completion rule (``progress.py``) through the same hook call, so the same
+server gives the same outcome whichever mode a DAG author picks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.bases.sensor import PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_provider_runloop.arguments import check_count, check_flag, check_optional_count
+from airflow_provider_runloop.client import validate_id
+from airflow_provider_runloop.exceptions import (
+    RunloopBenchmarkRunFailedError,
+    RunloopError,
+    RunloopInvalidResponseError,
+)
+from airflow_provider_runloop.hooks.runloop import RunloopHook
+from airflow_provider_runloop.links import RunloopBenchmarkRunLink, benchmark_run_url
+from airflow_provider_runloop.progress import BenchmarkRunSummary, BenchmarkRunVerdict
+from airflow_provider_runloop.triggers.runloop import EVENT_STATUSES, RunloopBenchmarkRunTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["RunloopBenchmarkRunSensor"]
+
+# The deferral's own time-out is a safety net behind the trigger's deadline (say the triggerer is
+# down at the deadline): it must never fire first.
+_DEFERRAL_GRACE = timedelta(minutes=5)
+
+
+class RunloopBenchmarkRunSensor(BaseSensorOperator):
+    """Wait until every scenario run of a Runloop benchmark run has reached a final state.
+
+    The run is done when it is not ``failed``/``canceled`` (those fail at once), no scenario run is
+    active, and either the run is ``completed`` or every expected scenario has a finished run (see
+    the completion rule in the docs). Once done, failed, timed-out or canceled scenarios fail the
+    task, naming them, unless ``fail_on_scenario_failure=False``. The XCom value is the summary:
+    counts per state, expected/started/finished, mean scores, failed ids.
+
+    A poll costs five small requests while scenario runs are active, whatever the run's size; the
+    scenario runs are listed once, at the end.
+
+    :param benchmark_run_id: the benchmark run to wait for (templated).
+    :param runloop_conn_id: the Runloop connection (templated).
+    :param expected_scenario_count: how many scenarios the run should have. When ``None`` (the
+        default), the benchmark's ``scenarioIds`` are used; for a run without a benchmark only the
+        run's own ``completed`` state ends the wait.
+    :param accept_scored: count ``scored`` scenario runs (score final, devbox still up) as finished.
+        Off by default: a ``scored`` run has not been closed yet.
+    :param fail_on_scenario_failure: fail the task when any scenario failed, timed out or was
+        canceled (default), or succeed and report them in the summary.
+    :param max_consecutive_poll_failures: polls in a row that may fail (each after the client's own
+        retries) before the wait gives up. Authentication and not-found errors fail at once.
+    :param deferrable: wait in the triggerer instead of a worker slot (default: the
+        ``[operators] default_deferrable`` setting). Checks once before deferring.
+    """
+
+    template_fields: Sequence[str] = ("benchmark_run_id", "runloop_conn_id")
+    operator_extra_links = (RunloopBenchmarkRunLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        benchmark_run_id: str,
+        runloop_conn_id: str = RunloopHook.default_conn_name,
+        expected_scenario_count: int | None = None,
+        accept_scored: bool = False,
+        fail_on_scenario_failure: bool = True,
+        max_consecutive_poll_failures: int = 5,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.benchmark_run_id = benchmark_run_id
+        self.runloop_conn_id = runloop_conn_id
+        self.expected_scenario_count = check_optional_count(
+            "expected_scenario_count", expected_scenario_count
+        )
+        self.accept_scored = check_flag("accept_scored", accept_scored)
+        self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
+        self.max_consecutive_poll_failures = check_count(
+            "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
+        )
+        self.deferrable = check_flag("deferrable", deferrable)
+        self._expected_ids: list[str] | None = None
+        self._prepared = False
+        self._poll_failures = 0
+
+    @cached_property
+    def hook(self) -> RunloopHook:
+        """The hook for ``runloop_conn_id``."""
+        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        # Templates are rendered by now: check the id before the first request.
+        validate_id("benchmark_run_id", self.benchmark_run_id)
+        if not self.deferrable:
+            return super().execute(context)
+        verdict = self._check(context)
+        if verdict is not None and verdict.done:
+            return self._finish(verdict)
+        deadline = self._deadline(context)
+        trigger = RunloopBenchmarkRunTrigger(
+            benchmark_run_id=self.benchmark_run_id,
+            deadline=deadline,
+            runloop_conn_id=self.runloop_conn_id,
+            poll_interval=float(self.poke_interval),
+            expected_scenario_count=self.expected_scenario_count,
+            accept_scored=self.accept_scored,
+            fail_on_scenario_failure=self.fail_on_scenario_failure,
+            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
+        )
+        remaining = timedelta(seconds=max(0.0, deadline - time.time()))
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=remaining + _DEFERRAL_GRACE)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        verdict = self._check(context)
+        if verdict is None or not verdict.done:
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(verdict))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the summary, or raise what the event says."""
+        status = event.get("status") if isinstance(event, dict) else None
+        if status not in EVENT_STATUSES:
+            raise RunloopInvalidResponseError(
+                f"The Runloop trigger sent an event this sensor cannot read (status {status!r}); "
+                "clear the task to wait again."
+            )
+        assert isinstance(event, dict)
+        message = str(event.get("message", ""))
+        if status == "timeout":
+            raise AirflowSensorTimeout(message)
+        if status == "error":
+            raise RunloopError(message)
+        summary = event.get("summary")
+        if not isinstance(summary, dict):
+            raise RunloopInvalidResponseError(f"The Runloop trigger's {status} event has no summary")
+        verdict = BenchmarkRunVerdict(BenchmarkRunSummary.from_dict(summary))
+        self.log.info("%s", verdict.message)
+        return self._finish(verdict)
+
+    def _check(self, context: Context) -> BenchmarkRunVerdict | None:
+        """One poll. ``None`` when it failed in a way the failure budget still tolerates."""
+        try:
+            if not self._prepared:
+                self._prepare(context)
+            verdict = self.hook.check_benchmark_run(
+                self.benchmark_run_id,
+                expected_count=self.expected_scenario_count,
+                expected_scenario_ids=self._expected_ids,
+                accept_scored=self.accept_scored,
+                fail_on_scenario_failure=self.fail_on_scenario_failure,
+            )
+        except RunloopError as exc:
+            if not getattr(exc, "retryable", False):
+                raise
+            self._poll_failures += 1
+            if self._poll_failures > self.max_consecutive_poll_failures:
+                raise
+            self.log.warning("Poll %d in a row failed: %s", self._poll_failures, exc)
+            return None
+        self._poll_failures = 0
+        self.log.info("%s", verdict.message)
+        return verdict
+
+    def _prepare(self, context: Context) -> None:
+        """Once per try: the dashboard link and the expected scenarios."""
+        run = self.hook.get_benchmark_run(self.benchmark_run_id)
+        base_url = self.hook.get_conn().base_url
+        RunloopBenchmarkRunLink.persist(context, benchmark_run_url(base_url, run.id, run.benchmark_id))
+        if self.expected_scenario_count is None:
+            self._expected_ids = self.hook.get_expected_scenario_ids(run)
+        self._prepared = True
+
+    def _finish(self, verdict: BenchmarkRunVerdict) -> dict[str, Any]:
+        if not verdict.success:
+            raise RunloopBenchmarkRunFailedError(verdict.message)
+        return verdict.summary.to_dict()
+
+    def _deadline(self, context: Context) -> float:
+        # The wait's time-out counts from the start of this try; a deferral's resumption keeps it.
+        started = getattr(context.get("ti"), "start_date", None)
+        start = started.timestamp() if started is not None else time.time()
+        return start + float(self.timeout)
