@@ -1,0 +1,77 @@
+"""The sensor in poke, reschedule and deferrable mode, under dag.test(), against the same script."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_runloop.testing import RealClock, RunloopEmulator
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "runloop_sensor_modes.py"
+MODES = ("poke", "reschedule", "deferrable")
+# 8 scenarios, finishing within a few real seconds at speed 20.
+OK_SCRIPT = {"scenario_count": 8, "seed": 5, "timing": {"start_interval": 0.5, "duration": [2, 6]}}
+FAILING_SCRIPT = {**OK_SCRIPT, "scenarios": [{"attempts": ["failed"]}, {}, {"attempts": ["timeout"]}]}
+# Fields that legitimately differ between runs of the same script (ids, wording).
+_PER_RUN = {"benchmark_run_id", "message", "failed_scenario_run_ids", "benchmark_score"}
+
+
+def _load_dag() -> Any:
+    spec = importlib.util.spec_from_file_location("runloop_sensor_modes", DAG_FILE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def _run(
+    factory: Callable[..., RunloopEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    script: dict[str, Any],
+) -> tuple[Any, dict[str, Any], dict[str, str], RunloopEmulator]:
+    emulator = factory(clock=RealClock(speed=20))
+    monkeypatch.setenv("AIRFLOW_CONN_RUNLOOP_DEFAULT", emulator.airflow_conn_json)
+    benchmark = emulator.seed_benchmark(script)
+    run_ids = {mode: emulator.start_scripted_run(benchmark.benchmark_id, seed=11) for mode in MODES}
+    out = tmp_path / "xcoms.json"
+    dag_run = _load_dag().test(run_conf={"run_ids": run_ids, "out": str(out)})
+    return dag_run, json.loads(out.read_text()), run_ids, emulator
+
+
+def _states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_same_outcome_in_every_mode(
+    runloop_emulator_factory: Callable[..., RunloopEmulator], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dag_run, xcoms, run_ids, emulator = _run(runloop_emulator_factory, monkeypatch, tmp_path, OK_SCRIPT)
+    states = _states(dag_run)
+    assert all(states[f"wait_{mode}"] == "success" for mode in MODES), states
+    summaries = [{k: v for k, v in xcoms[mode].items() if k not in _PER_RUN} for mode in MODES]
+    assert summaries[0] == summaries[1] == summaries[2]
+    counts = summaries[0]["state_counts"]
+    assert counts["completed"] == 8
+    assert sum(counts.values()) == 8
+    for mode in MODES:
+        assert xcoms[mode]["benchmark_run_id"] == run_ids[mode]
+    # The sensors only read.
+    assert {r.method for r in emulator.requests()} == {"GET"}
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_failing_scenarios_fail_every_mode(
+    runloop_emulator_factory: Callable[..., RunloopEmulator], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dag_run, xcoms, _, _ = _run(runloop_emulator_factory, monkeypatch, tmp_path, FAILING_SCRIPT)
+    states = _states(dag_run)
+    assert all(states[f"wait_{mode}"] == "failed" for mode in MODES), states
+    assert all(xcoms[mode] is None for mode in MODES)
