@@ -60,7 +60,10 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
     :param fail_on_scenario_failure: fail the task when any scenario failed, timed out or was
         canceled (default), or succeed and report them in the summary.
     :param max_consecutive_poll_failures: polls in a row that may fail (each after the client's own
-        retries) before the wait gives up. Authentication and not-found errors fail at once.
+        retries) before the wait gives up; default 5. Authentication and not-found errors fail at
+        once. In ``mode="reschedule"`` every poke is a fresh process and Airflow keeps no state
+        between pokes, so there a failed poll fails the try at once and the task's ``retries`` are
+        the budget: only ``0`` (or the default) is accepted with that mode.
     :param deferrable: wait in the triggerer instead of a worker slot (default: the
         ``[operators] default_deferrable`` setting). Checks once before deferring.
     """
@@ -77,7 +80,7 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         expected_scenario_count: int | None = None,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
-        max_consecutive_poll_failures: int = 5,
+        max_consecutive_poll_failures: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -89,9 +92,7 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         )
         self.accept_scored = check_flag("accept_scored", accept_scored)
         self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
-        self.max_consecutive_poll_failures = check_count(
-            "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
-        )
+        self.max_consecutive_poll_failures = _poll_failure_budget(self.mode, max_consecutive_poll_failures)
         self.deferrable = check_flag("deferrable", deferrable)
         self._expected_ids: list[str] | None = None
         self._prepared = False
@@ -194,3 +195,15 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         started = getattr(context.get("ti"), "start_date", None)
         start = started.timestamp() if started is not None else time.time()
         return start + float(self.timeout)
+
+
+def _poll_failure_budget(mode: str, requested: int | None) -> int:
+    if mode != "reschedule":
+        return 5 if requested is None else check_count("max_consecutive_poll_failures", requested, minimum=0)
+    if requested not in (None, 0):
+        raise ValueError(
+            "max_consecutive_poll_failures cannot be used with mode='reschedule': each poke runs in a "
+            "fresh process and Airflow keeps no state between pokes to count failures in. Leave it "
+            "unset (a failed poll then fails the try) and use the task's retries instead."
+        )
+    return 0

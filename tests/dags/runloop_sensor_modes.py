@@ -39,6 +39,9 @@ with DAG(
     def collect(params: dict[str, Any] | None = None, ti: Any = None) -> None:
         assert params is not None
         results = {mode: ti.xcom_pull(task_ids=f"wait_{mode}") for mode in MODES}
+        results["links"] = {
+            mode: ti.xcom_pull(task_ids=f"wait_{mode}", key="_link_RunloopBenchmarkRunLink") for mode in MODES
+        }
         Path(params["out"]).write_text(json.dumps(results))
 
     sensors >> collect()

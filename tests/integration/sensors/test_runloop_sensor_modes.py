@@ -35,14 +35,14 @@ def _run(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     script: dict[str, Any],
-) -> tuple[Any, dict[str, Any], dict[str, str], RunloopEmulator]:
+) -> tuple[Any, dict[str, Any], dict[str, str], RunloopEmulator, str]:
     emulator = factory(clock=RealClock(speed=20))
     monkeypatch.setenv("AIRFLOW_CONN_RUNLOOP_DEFAULT", emulator.airflow_conn_json)
     benchmark = emulator.seed_benchmark(script)
     run_ids = {mode: emulator.start_scripted_run(benchmark.benchmark_id, seed=11) for mode in MODES}
     out = tmp_path / "xcoms.json"
     dag_run = _load_dag().test(run_conf={"run_ids": run_ids, "out": str(out)})
-    return dag_run, json.loads(out.read_text()), run_ids, emulator
+    return dag_run, json.loads(out.read_text()), run_ids, emulator, benchmark.benchmark_id
 
 
 def _states(dag_run: Any) -> dict[str, str]:
@@ -53,7 +53,9 @@ def _states(dag_run: Any) -> dict[str, str]:
 def test_same_outcome_in_every_mode(
     runloop_emulator_factory: Callable[..., RunloopEmulator], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    dag_run, xcoms, run_ids, emulator = _run(runloop_emulator_factory, monkeypatch, tmp_path, OK_SCRIPT)
+    dag_run, xcoms, run_ids, emulator, benchmark_id = _run(
+        runloop_emulator_factory, monkeypatch, tmp_path, OK_SCRIPT
+    )
     states = _states(dag_run)
     assert all(states[f"wait_{mode}"] == "success" for mode in MODES), states
     summaries = [{k: v for k, v in xcoms[mode].items() if k not in _PER_RUN} for mode in MODES]
@@ -63,6 +65,11 @@ def test_same_outcome_in_every_mode(
     assert sum(counts.values()) == 8
     for mode in MODES:
         assert xcoms[mode]["benchmark_run_id"] == run_ids[mode]
+        # The extra link: the emulator's origin, the benchmark and the run.
+        assert (
+            xcoms["links"][mode]
+            == f"{emulator.base_url}/benchmarks/custom/{benchmark_id}/runs/{run_ids[mode]}"
+        )
     # The sensors only read.
     assert {r.method for r in emulator.requests()} == {"GET"}
 
@@ -71,7 +78,7 @@ def test_same_outcome_in_every_mode(
 def test_failing_scenarios_fail_every_mode(
     runloop_emulator_factory: Callable[..., RunloopEmulator], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    dag_run, xcoms, _, _ = _run(runloop_emulator_factory, monkeypatch, tmp_path, FAILING_SCRIPT)
+    dag_run, xcoms, _, _, _ = _run(runloop_emulator_factory, monkeypatch, tmp_path, FAILING_SCRIPT)
     states = _states(dag_run)
     assert all(states[f"wait_{mode}"] == "failed" for mode in MODES), states
     assert all(xcoms[mode] is None for mode in MODES)

@@ -81,6 +81,14 @@ def test_bad_options_are_rejected_at_construction(kwargs: dict[str, Any], messag
         _sensor(**kwargs)
 
 
+def test_poll_failure_budget_depends_on_the_mode() -> None:
+    assert _sensor().max_consecutive_poll_failures == 5
+    assert _sensor(deferrable=True, max_consecutive_poll_failures=2).max_consecutive_poll_failures == 2
+    assert _sensor(mode="reschedule").max_consecutive_poll_failures == 0
+    with pytest.raises(ValueError, match="cannot be used with mode='reschedule'"):
+        _sensor(mode="reschedule", max_consecutive_poll_failures=3)
+
+
 def test_success_event_returns_the_summary() -> None:
     event = {"status": "success", "benchmark_run_id": "bmr_1", "message": "ok", "summary": SUMMARY}
     assert _sensor().execute_complete({}, event) == SUMMARY  # type: ignore[arg-type]
