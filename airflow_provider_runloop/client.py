@@ -358,13 +358,18 @@ class _ClientCore:
 
     @staticmethod
     def _list_benchmark_runs(
-        benchmark_id: str | None, name: str | None, state: BenchmarkRunState | str | None
+        benchmark_id: str | None,
+        name: str | None,
+        state: BenchmarkRunState | str | None,
+        search: str | None = None,
     ) -> _Call:
         params: dict[str, str | int | bool] = {}
         if benchmark_id is not None:
             params["benchmark_id"] = validate_id("benchmark_id", benchmark_id)
         if name is not None:
             params["name"] = name
+        if search is not None:
+            params["search"] = search
         if state is not None:
             params["state"] = BenchmarkRunState(state).value
         return _Call("GET", "/v1/benchmark_runs", BenchmarkRunList, params)
@@ -464,8 +469,12 @@ class _ClientCore:
         return _Call("GET", f"/v1/benchmark_jobs/{jid}", BenchmarkJobView)
 
     @staticmethod
-    def _list_benchmark_jobs(name: str | None) -> _Call:
-        params: dict[str, str | int | bool] = {} if name is None else {"name": name}
+    def _list_benchmark_jobs(name: str | None, search: str | None = None) -> _Call:
+        params: dict[str, str | int | bool] = {}
+        if name is not None:
+            params["name"] = name
+        if search is not None:
+            params["search"] = search
         return _Call("GET", "/v1/benchmark_jobs", BenchmarkJobList, params)
 
 
@@ -556,10 +565,14 @@ class RunloopClient(_ClientCore):
         benchmark_id: str | None = None,
         name: str | None = None,
         state: BenchmarkRunState | str | None = None,
+        search: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[BenchmarkRunView]:
-        """Lazily iterate over benchmark runs, one page in memory at a time."""
-        call = self._list_benchmark_runs(benchmark_id, name, state)
+        """Lazily iterate over benchmark runs, one page in memory at a time.
+
+        Filters: ``benchmark_id``, ``name`` (exact), ``state`` and ``search`` (an id or part of a name).
+        """
+        call = self._list_benchmark_runs(benchmark_id, name, state, search)
         return self._paginate(call, page_size)
 
     def list_scenario_runs(
@@ -675,10 +688,10 @@ class RunloopClient(_ClientCore):
         return result
 
     def list_benchmark_jobs(
-        self, *, name: str | None = None, page_size: int | None = None
+        self, *, name: str | None = None, search: str | None = None, page_size: int | None = None
     ) -> Iterator[BenchmarkJobView]:
-        """Lazily iterate over benchmark jobs."""
-        return self._paginate(self._list_benchmark_jobs(name), page_size)
+        """Lazily iterate over benchmark jobs; filters: ``name`` (exact) and ``search`` (id or name)."""
+        return self._paginate(self._list_benchmark_jobs(name, search), page_size)
 
 
 class AsyncRunloopClient(_ClientCore):
@@ -760,10 +773,11 @@ class AsyncRunloopClient(_ClientCore):
         benchmark_id: str | None = None,
         name: str | None = None,
         state: BenchmarkRunState | str | None = None,
+        search: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[BenchmarkRunView]:
         """Lazily iterate over benchmark runs (``async for``), one page in memory at a time."""
-        call = self._list_benchmark_runs(benchmark_id, name, state)
+        call = self._list_benchmark_runs(benchmark_id, name, state, search)
         return self._paginate(call, page_size)
 
     def list_scenario_runs(
@@ -879,10 +893,10 @@ class AsyncRunloopClient(_ClientCore):
         return result
 
     def list_benchmark_jobs(
-        self, *, name: str | None = None, page_size: int | None = None
+        self, *, name: str | None = None, search: str | None = None, page_size: int | None = None
     ) -> AsyncIterator[BenchmarkJobView]:
         """Lazily iterate over benchmark jobs (``async for``)."""
-        return self._paginate(self._list_benchmark_jobs(name), page_size)
+        return self._paginate(self._list_benchmark_jobs(name, search), page_size)
 
 
 def _normalise_base_url(base_url: str) -> str:

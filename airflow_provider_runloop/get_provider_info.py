@@ -36,6 +36,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_runloop.hooks.runloop"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_provider_runloop.operators.runloop"],
+            }
+        ],
         "sensors": [
             {
                 "integration-name": _INTEGRATION,
@@ -48,7 +54,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_runloop.triggers.runloop"],
             }
         ],
-        "extra-links": ["airflow_provider_runloop.links.RunloopBenchmarkRunLink"],
+        "extra-links": [
+            "airflow_provider_runloop.links.RunloopBenchmarkRunLink",
+            "airflow_provider_runloop.links.RunloopBenchmarkJobLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "runloop",

@@ -1,8 +1,12 @@
 """Extra links from Airflow task pages to the Runloop dashboard.
 
 The task pushes the URL to XCom under the link's ``xcom_key`` (Airflow's API server reads it from
-there); :func:`benchmark_run_url` builds it from the connection's API base URL, following the Runloop
-CLI: the dashboard lives on the API host with ``api.`` replaced by ``platform.``.
+there); :func:`benchmark_run_url` and :func:`benchmark_url` build it from the connection's API base URL,
+following the Runloop CLI: the dashboard lives on the API host with ``api.`` replaced by ``platform.``.
+
+Runloop publishes no dashboard page for a benchmark *job*, so :class:`RunloopBenchmarkJobLink` points
+at the job's benchmark (whose page lists its runs) or, for a job of loose scenarios, at its first
+benchmark run; every run's own URL is in the job operator's XCom.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
-__all__ = ["RunloopBenchmarkRunLink", "benchmark_run_url", "dashboard_origin"]
+__all__ = [
+    "RunloopBenchmarkJobLink",
+    "RunloopBenchmarkRunLink",
+    "benchmark_run_url",
+    "benchmark_url",
+    "dashboard_origin",
+]
 
 
 def dashboard_origin(api_base_url: str) -> str:
@@ -39,10 +49,14 @@ def benchmark_run_url(api_base_url: str, benchmark_run_id: str, benchmark_id: st
     return f"{origin}/benchmarks/custom/{benchmark_id or 'single'}/runs/{benchmark_run_id}"
 
 
-class RunloopBenchmarkRunLink(BaseOperatorLink):
-    """Link to the benchmark run's page on the Runloop dashboard."""
+def benchmark_url(api_base_url: str, benchmark_id: str, *, is_public: bool = False) -> str:
+    """The dashboard page of a benchmark definition (``public`` or ``custom``)."""
+    origin = dashboard_origin(api_base_url)
+    return f"{origin}/benchmarks/{'public' if is_public else 'custom'}/{benchmark_id}"
 
-    name = "Runloop benchmark run"
+
+class _XComLink(BaseOperatorLink):
+    """A link whose URL the task stored in XCom under the link's ``xcom_key``."""
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         # Airflow's own TaskInstanceKey satisfies the protocol at run time; its fields are read-only.
@@ -53,3 +67,19 @@ class RunloopBenchmarkRunLink(BaseOperatorLink):
     def persist(cls, context: Any, url: str) -> None:
         """Store the link's URL for the running task instance."""
         context["ti"].xcom_push(key=cls().xcom_key, value=url)
+
+
+class RunloopBenchmarkRunLink(_XComLink):
+    """Link to the benchmark run's page on the Runloop dashboard."""
+
+    name = "Runloop benchmark run"
+
+
+class RunloopBenchmarkJobLink(_XComLink):
+    """Link to where a benchmark job's runs are on the Runloop dashboard.
+
+    Runloop has no page for a job itself: the link opens the job's benchmark (whose page lists its runs)
+    or, for a job of loose scenarios, the job's first benchmark run.
+    """
+
+    name = "Runloop benchmark job"

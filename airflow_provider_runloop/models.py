@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "ApiView",
@@ -73,6 +73,15 @@ class BenchmarkJobState(str, enum.Enum):
 RunState = Annotated[BenchmarkRunState | str, Field(union_mode="left_to_right")]
 ScenarioState = Annotated[ScenarioRunState | str, Field(union_mode="left_to_right")]
 JobState = Annotated[BenchmarkJobState | str, Field(union_mode="left_to_right")]
+
+
+def _none_as_empty(value: object) -> object:
+    return [] if value is None else value
+
+
+# A list the API may send as ``null`` (a queued job has no runs yet): read as empty.
+_ItemT = TypeVar("_ItemT")
+NullableList = Annotated[list[_ItemT], BeforeValidator(_none_as_empty)]
 
 
 class ApiView(BaseModel):
@@ -168,7 +177,7 @@ class BenchmarkOutcome(ApiView):
     n_timeout: int = 0
     average_score: float | None = None
     duration_ms: int | None = None
-    scenario_outcomes: list[ScenarioOutcome] = Field(default_factory=list)
+    scenario_outcomes: NullableList[ScenarioOutcome] = Field(default_factory=list)
 
 
 class InProgressRun(ApiView):
@@ -178,13 +187,14 @@ class InProgressRun(ApiView):
     state: RunState
     start_time_ms: int | None = None
     duration_ms: int | None = None
+    agent_config: dict[str, object] | None = None
 
 
 class JobSpecView(ApiView):
     """The resolved specification of a benchmark job."""
 
-    scenario_ids: list[str] = Field(default_factory=list)
-    agent_configs: list[dict[str, object]] = Field(default_factory=list)
+    scenario_ids: NullableList[str] = Field(default_factory=list)
+    agent_configs: NullableList[dict[str, object]] = Field(default_factory=list)
     orchestrator_config: dict[str, object] | None = None
 
 
@@ -198,8 +208,8 @@ class BenchmarkJobView(ApiView):
     failure_reason: str | None = None
     job_source: dict[str, object] | None = None
     job_spec: JobSpecView | None = None
-    in_progress_runs: list[InProgressRun] = Field(default_factory=list)
-    benchmark_outcomes: list[BenchmarkOutcome] = Field(default_factory=list)
+    in_progress_runs: NullableList[InProgressRun] = Field(default_factory=list)
+    benchmark_outcomes: NullableList[BenchmarkOutcome] = Field(default_factory=list)
 
 
 ItemT = TypeVar("ItemT", bound=ApiView)

@@ -34,6 +34,7 @@ from typing import Any, Final, NamedTuple
 
 from airflow_provider_runloop.exceptions import RunloopUnknownStateError
 from airflow_provider_runloop.models import (
+    BenchmarkJobState,
     BenchmarkRunState,
     BenchmarkRunView,
     ScenarioRunState,
@@ -41,6 +42,7 @@ from airflow_provider_runloop.models import (
 )
 
 __all__ = [
+    "FINISHED_JOB_STATES",
     "MAX_LISTED_IDS",
     "MAX_SCORING_FUNCTIONS",
     "BenchmarkRunSummary",
@@ -54,6 +56,7 @@ __all__ = [
     "classify_scenario_state",
     "format_progress",
     "judge",
+    "normalise_job_state",
 ]
 
 MAX_LISTED_IDS: Final = 50
@@ -813,3 +816,48 @@ def _read_ids(data: Mapping[str, object], key: str) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
         raise _wrong_type(key, "a list of strings", value)
     return tuple(value)
+
+
+# --- benchmark jobs: the one place their state spellings are normalised -------------------------------
+
+FINISHED_JOB_STATES: Final = frozenset(
+    {
+        BenchmarkJobState.COMPLETED,
+        BenchmarkJobState.FAILED,
+        BenchmarkJobState.CANCELLED,
+        BenchmarkJobState.TIMEOUT,
+    }
+)
+"""Job states that end a wait: ``completed`` is the only success, the others are failures."""
+
+# Runs say `canceled`, jobs `cancelled`, scenario outcomes `CANCELED`; the Runloop CLI accepts both for
+# jobs, and so does this.
+_JOB_STATE_SPELLINGS: Final[Mapping[str, BenchmarkJobState]] = {
+    **{member.value: member for member in BenchmarkJobState},
+    "canceled": BenchmarkJobState.CANCELLED,
+}
+
+
+def normalise_job_state(
+    state: BenchmarkJobState | str, *, benchmark_job_id: str | None = None
+) -> BenchmarkJobState:
+    """A benchmark job's state as a :class:`BenchmarkJobState`, whatever its spelling or case.
+
+    ``canceled`` and ``cancelled`` (any case) are both :attr:`BenchmarkJobState.CANCELLED`. Finished
+    states are in :data:`FINISHED_JOB_STATES`; of those only ``completed`` is a success.
+
+    :param state: the state as parsed by ``models`` (an enum member, or a plain ``str`` if unknown).
+    :param benchmark_job_id: named in the error if the state is unknown.
+    :raises RunloopUnknownStateError: for a state this provider does not know (fail closed).
+    """
+    if isinstance(state, BenchmarkJobState):
+        return state
+    known = _JOB_STATE_SPELLINGS.get(str(state).strip().lower())
+    if known is None:
+        subject = f"Benchmark job {benchmark_job_id}" if benchmark_job_id else "A benchmark job"
+        names = ", ".join(member.value for member in BenchmarkJobState)
+        raise RunloopUnknownStateError(
+            f"{subject} is in state {state!r}, which this provider does not know (known: {names}). "
+            + _NEXT_STEP_FOR_UNKNOWN_STATE
+        )
+    return known

@@ -26,9 +26,14 @@ from airflow_provider_runloop.client import (
     RetryPolicy,
     RunloopClient,
 )
-from airflow_provider_runloop.exceptions import RunloopAuthenticationError, RunloopError
+from airflow_provider_runloop.exceptions import (
+    RunloopAuthenticationError,
+    RunloopBadRequestError,
+    RunloopError,
+)
 from airflow_provider_runloop.models import (
     BenchmarkJobView,
+    BenchmarkRunState,
     BenchmarkRunView,
     BenchmarkView,
     ScenarioRunState,
@@ -282,6 +287,79 @@ class RunloopHook(BaseHook):
         """Fetch a benchmark job."""
         return self.get_conn().get_benchmark_job(benchmark_job_id)
 
+    def list_benchmark_runs(
+        self,
+        *,
+        benchmark_id: str | None = None,
+        name: str | None = None,
+        state: BenchmarkRunState | str | None = None,
+        search: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[BenchmarkRunView]:
+        """Lazily iterate over benchmark runs; filters: ``benchmark_id``, ``name``, ``state``, ``search``."""
+        return self.get_conn().list_benchmark_runs(
+            benchmark_id=benchmark_id, name=name, state=state, search=search, page_size=page_size
+        )
+
+    def list_benchmark_jobs(
+        self, *, name: str | None = None, search: str | None = None, page_size: int | None = None
+    ) -> Iterator[BenchmarkJobView]:
+        """Lazily iterate over benchmark jobs; filters: ``name`` (exact) and ``search``."""
+        return self.get_conn().list_benchmark_jobs(name=name, search=search, page_size=page_size)
+
+    def cancel_benchmark_job(self, benchmark_job_id: str) -> list[str]:
+        """Stop a benchmark job by canceling each of its in-progress benchmark runs.
+
+        The Runloop API has no endpoint to cancel a job, so this is the closest thing: every run the
+        job lists in ``in_progress_runs`` as ``running`` is canceled (which cancels its scenario runs).
+        A run that finishes in the meantime is skipped. A job still ``queued`` has no runs yet, so
+        nothing can be canceled; the job's own state is whatever Runloop then reports.
+
+        :param benchmark_job_id: the job.
+        :return: the ids of the benchmark runs canceled.
+        """
+        client = self.get_conn()
+        job = client.get_benchmark_job(benchmark_job_id)
+        canceled = []
+        for run_id in _runs_to_cancel(job):
+            try:
+                canceled.append(client.cancel_benchmark_run(run_id).id)
+            except RunloopBadRequestError as exc:
+                self.log.info("Benchmark run %s of job %s was not canceled: %s", run_id, job.id, exc)
+        return canceled
+
+    def start_scenario_run(
+        self,
+        scenario_id: str,
+        *,
+        benchmark_run_id: str | None = None,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ScenarioRunView:
+        """Start a run of one scenario, attached to ``benchmark_run_id`` when given."""
+        return self.get_conn().start_scenario_run(
+            scenario_id,
+            benchmark_run_id=benchmark_run_id,
+            run_name=run_name,
+            metadata=metadata,
+            run_profile=run_profile,
+            idempotency_key=idempotency_key,
+        )
+
+    def score_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Ask Runloop to score a running scenario run (it moves to ``scoring``, then ``scored``)."""
+        return self.get_conn().score_scenario_run(scenario_run_id)
+
+    def complete_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Complete a ``scored`` scenario run (shuts its devbox down)."""
+        return self.get_conn().complete_scenario_run(scenario_run_id)
+
+    def cancel_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Cancel a scenario run (shuts its devbox down)."""
+        return self.get_conn().cancel_scenario_run(scenario_run_id)
+
     # -- asynchronous API (for the triggerer) -------------------------------------------------------
 
     async def aget_benchmark_run(self, benchmark_run_id: str) -> BenchmarkRunView:
@@ -351,6 +429,75 @@ class RunloopHook(BaseHook):
         """Fetch a benchmark job."""
         return await (await self.aget_conn()).get_benchmark_job(benchmark_job_id)
 
+    async def alist_benchmark_runs(
+        self,
+        *,
+        benchmark_id: str | None = None,
+        name: str | None = None,
+        state: BenchmarkRunState | str | None = None,
+        search: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[BenchmarkRunView]:
+        """Lazily iterate (``async for``) over benchmark runs."""
+        client = await self.aget_conn()
+        listing = client.list_benchmark_runs(
+            benchmark_id=benchmark_id, name=name, state=state, search=search, page_size=page_size
+        )
+        async for run in listing:
+            yield run
+
+    async def alist_benchmark_jobs(
+        self, *, name: str | None = None, search: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[BenchmarkJobView]:
+        """Lazily iterate (``async for``) over benchmark jobs."""
+        client = await self.aget_conn()
+        async for job in client.list_benchmark_jobs(name=name, search=search, page_size=page_size):
+            yield job
+
+    async def acancel_benchmark_job(self, benchmark_job_id: str) -> list[str]:
+        """Async twin of :meth:`cancel_benchmark_job` (cancels the job's in-progress benchmark runs)."""
+        client = await self.aget_conn()
+        job = await client.get_benchmark_job(benchmark_job_id)
+        canceled = []
+        for run_id in _runs_to_cancel(job):
+            try:
+                canceled.append((await client.cancel_benchmark_run(run_id)).id)
+            except RunloopBadRequestError as exc:
+                self.log.info("Benchmark run %s of job %s was not canceled: %s", run_id, job.id, exc)
+        return canceled
+
+    async def astart_scenario_run(
+        self,
+        scenario_id: str,
+        *,
+        benchmark_run_id: str | None = None,
+        run_name: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        run_profile: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ScenarioRunView:
+        """Start a run of one scenario, attached to ``benchmark_run_id`` when given."""
+        return await (await self.aget_conn()).start_scenario_run(
+            scenario_id,
+            benchmark_run_id=benchmark_run_id,
+            run_name=run_name,
+            metadata=metadata,
+            run_profile=run_profile,
+            idempotency_key=idempotency_key,
+        )
+
+    async def ascore_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Ask Runloop to score a running scenario run."""
+        return await (await self.aget_conn()).score_scenario_run(scenario_run_id)
+
+    async def acomplete_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Complete a ``scored`` scenario run."""
+        return await (await self.aget_conn()).complete_scenario_run(scenario_run_id)
+
+    async def acancel_scenario_run(self, scenario_run_id: str) -> ScenarioRunView:
+        """Cancel a scenario run."""
+        return await (await self.aget_conn()).cancel_scenario_run(scenario_run_id)
+
 
 @dataclass(frozen=True)
 class _Rule:
@@ -387,6 +534,12 @@ class _Rule:
             accept_scored=self.accept_scored,
             fail_on_scenario_failure=self.fail_on_scenario_failure,
         )
+
+
+def _runs_to_cancel(job: BenchmarkJobView) -> list[str]:
+    """The job's benchmark runs that are still running, each once (the twins cancel these)."""
+    running = (run.benchmark_run_id for run in job.in_progress_runs if run.state == BenchmarkRunState.RUNNING)
+    return list(dict.fromkeys(running))
 
 
 def _has_port(url: str) -> bool:

@@ -1,7 +1,10 @@
 """RunloopBenchmarkRunSensor: wait until a benchmark run is done, in poke, reschedule or deferrable mode.
 
 Every mode applies the same completion rule (``progress.py``) through the same hook call, so the same
-server gives the same outcome whichever mode a DAG author picks.
+server gives the same outcome whichever mode a DAG author picks. How a task waits on a run (one poll
+with its failure budget, the trigger, reading the trigger's event, the final verdict) lives in
+:class:`BenchmarkRunWaitMixin`, which ``RunloopStartBenchmarkRunOperator`` shares, so that a run started
+and awaited by that operator is judged exactly as the sensor judges it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
@@ -30,15 +33,168 @@ from airflow_provider_runloop.triggers.runloop import EVENT_STATUSES, RunloopBen
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import Logger
+    from airflow.triggers.base import BaseTrigger
 
-__all__ = ["RunloopBenchmarkRunSensor"]
+__all__ = ["BenchmarkRunWaitMixin", "RunloopBenchmarkRunSensor"]
 
 # The deferral's own time-out is a safety net behind the trigger's deadline (say the triggerer is
 # down at the deadline): it must never fire first.
 _DEFERRAL_GRACE = timedelta(minutes=5)
 
 
-class RunloopBenchmarkRunSensor(BaseSensorOperator):
+class BenchmarkRunWaitMixin:
+    """How a task waits on a benchmark run: one poll, the trigger, its event, the verdict.
+
+    Mixed into :class:`RunloopBenchmarkRunSensor` and ``RunloopStartBenchmarkRunOperator`` (before
+    their Airflow base class), so that both apply the completion rule through the same calls. The task
+    sets ``benchmark_run_id`` and ``runloop_conn_id`` (templated) and calls :meth:`_set_wait_options`
+    in its ``__init__``.
+    """
+
+    benchmark_run_id: str
+    runloop_conn_id: str
+    expected_scenario_count: int | None
+    accept_scored: bool
+    fail_on_scenario_failure: bool
+    max_consecutive_poll_failures: int
+    _expected_ids: list[str] | None
+    _prepared: bool
+    _poll_failures: int
+
+    if TYPE_CHECKING:
+
+        @property
+        def log(self) -> Logger: ...
+
+        def defer(
+            self,
+            *,
+            trigger: BaseTrigger,
+            method_name: str,
+            kwargs: dict[str, Any] | None = None,
+            timeout: timedelta | int | float | None = None,
+        ) -> NoReturn: ...
+
+    def _set_wait_options(
+        self,
+        *,
+        expected_scenario_count: int | None,
+        accept_scored: bool,
+        fail_on_scenario_failure: bool,
+        max_consecutive_poll_failures: int,
+    ) -> None:
+        """Check and keep the options of the wait (the same checks for every task that waits)."""
+        self.expected_scenario_count = check_optional_count(
+            "expected_scenario_count", expected_scenario_count
+        )
+        self.accept_scored = check_flag("accept_scored", accept_scored)
+        self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
+        self.max_consecutive_poll_failures = check_count(
+            "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
+        )
+        self._expected_ids = None
+        self._prepared = False
+        self._poll_failures = 0
+
+    @cached_property
+    def hook(self) -> RunloopHook:
+        """The hook for ``runloop_conn_id``."""
+        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
+
+    def _check(self, context: Context) -> BenchmarkRunVerdict | None:
+        """One poll. ``None`` when it failed in a way the failure budget still tolerates."""
+        try:
+            if not self._prepared:
+                self._prepare(context)
+            verdict = self.hook.check_benchmark_run(
+                self.benchmark_run_id,
+                expected_count=self.expected_scenario_count,
+                expected_scenario_ids=self._expected_ids,
+                accept_scored=self.accept_scored,
+                fail_on_scenario_failure=self.fail_on_scenario_failure,
+            )
+        except RunloopError as exc:
+            if not getattr(exc, "retryable", False):
+                raise
+            self._poll_failures += 1
+            if self._poll_failures > self.max_consecutive_poll_failures:
+                raise
+            self.log.warning("Poll %d in a row failed: %s", self._poll_failures, exc)
+            return None
+        self._poll_failures = 0
+        self.log.info("%s", verdict.message)
+        return verdict
+
+    def _prepare(self, context: Context) -> None:
+        """Once per try: the dashboard link and the expected scenarios."""
+        run = self.hook.get_benchmark_run(self.benchmark_run_id)
+        base_url = self.hook.get_conn().base_url
+        RunloopBenchmarkRunLink.persist(context, benchmark_run_url(base_url, run.id, run.benchmark_id))
+        if self.expected_scenario_count is None:
+            self._expected_ids = self.hook.get_expected_scenario_ids(run)
+        self._prepared = True
+
+    def _wait_trigger(
+        self, deadline: float, poll_interval: float, *, cancel_on_kill: bool = False
+    ) -> RunloopBenchmarkRunTrigger:
+        """The trigger that waits for this run in the triggerer, with this task's options."""
+        return RunloopBenchmarkRunTrigger(
+            benchmark_run_id=self.benchmark_run_id,
+            deadline=deadline,
+            runloop_conn_id=self.runloop_conn_id,
+            poll_interval=poll_interval,
+            expected_scenario_count=self.expected_scenario_count,
+            accept_scored=self.accept_scored,
+            fail_on_scenario_failure=self.fail_on_scenario_failure,
+            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
+            cancel_on_kill=cancel_on_kill,
+        )
+
+    def _defer_wait(self, trigger: RunloopBenchmarkRunTrigger) -> NoReturn:
+        """Hand the wait to the triggerer; ``execute_complete`` resumes the task with the event."""
+        remaining = timedelta(seconds=max(0.0, trigger.deadline - time.time()))
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=remaining + _DEFERRAL_GRACE)
+
+    def _wait_timed_out(self, message: str) -> BaseException:
+        """What a wait that ran out of time raises (for the sensor, its own time-out: no retry)."""
+        return AirflowSensorTimeout(message)
+
+    def _verdict_from_event(self, event: dict[str, Any] | None) -> BenchmarkRunVerdict:
+        """Read the trigger's event: the verdict, or raise what the event says (time-out, error)."""
+        status = event.get("status") if isinstance(event, dict) else None
+        if status not in EVENT_STATUSES:
+            raise RunloopInvalidResponseError(
+                f"The Runloop trigger sent an event this task cannot read (status {status!r}); "
+                "clear the task to wait again."
+            )
+        assert isinstance(event, dict)
+        message = str(event.get("message", ""))
+        if status == "timeout":
+            raise self._wait_timed_out(message)
+        if status == "error":
+            raise RunloopError(message)
+        summary = event.get("summary")
+        if not isinstance(summary, dict):
+            raise RunloopInvalidResponseError(f"The Runloop trigger's {status} event has no summary")
+        verdict = BenchmarkRunVerdict(BenchmarkRunSummary.from_dict(summary))
+        self.log.info("%s", verdict.message)
+        return verdict
+
+    def _finish(self, verdict: BenchmarkRunVerdict) -> dict[str, Any]:
+        """The summary of a finished wait, or raise if the run is a failure under the rule."""
+        if not verdict.success:
+            raise RunloopBenchmarkRunFailedError(verdict.message)
+        return verdict.summary.to_dict()
+
+    def _wait_deadline(self, context: Context, seconds: float) -> float:
+        """When the wait gives up: ``seconds`` after the start of this try (a resumption keeps it)."""
+        started = getattr(context.get("ti"), "start_date", None)
+        start = started.timestamp() if started is not None else time.time()
+        return start + seconds
+
+
+class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
     """Wait until every scenario run of a Runloop benchmark run has reached a final state.
 
     The run is done when it is not ``failed``/``canceled`` (those fail at once), no scenario run is
@@ -87,21 +243,13 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.benchmark_run_id = benchmark_run_id
         self.runloop_conn_id = runloop_conn_id
-        self.expected_scenario_count = check_optional_count(
-            "expected_scenario_count", expected_scenario_count
+        self._set_wait_options(
+            expected_scenario_count=expected_scenario_count,
+            accept_scored=accept_scored,
+            fail_on_scenario_failure=fail_on_scenario_failure,
+            max_consecutive_poll_failures=_poll_failure_budget(self.mode, max_consecutive_poll_failures),
         )
-        self.accept_scored = check_flag("accept_scored", accept_scored)
-        self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
-        self.max_consecutive_poll_failures = _poll_failure_budget(self.mode, max_consecutive_poll_failures)
         self.deferrable = check_flag("deferrable", deferrable)
-        self._expected_ids: list[str] | None = None
-        self._prepared = False
-        self._poll_failures = 0
-
-    @cached_property
-    def hook(self) -> RunloopHook:
-        """The hook for ``runloop_conn_id``."""
-        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
 
     def execute(self, context: Context) -> Any:
         # Templates are rendered by now: check the id before the first request.
@@ -111,19 +259,9 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         verdict = self._check(context)
         if verdict is not None and verdict.done:
             return self._finish(verdict)
-        deadline = self._deadline(context)
-        trigger = RunloopBenchmarkRunTrigger(
-            benchmark_run_id=self.benchmark_run_id,
-            deadline=deadline,
-            runloop_conn_id=self.runloop_conn_id,
-            poll_interval=float(self.poke_interval),
-            expected_scenario_count=self.expected_scenario_count,
-            accept_scored=self.accept_scored,
-            fail_on_scenario_failure=self.fail_on_scenario_failure,
-            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
-        )
-        remaining = timedelta(seconds=max(0.0, deadline - time.time()))
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=remaining + _DEFERRAL_GRACE)
+        deadline = self._wait_deadline(context, float(self.timeout))
+        # Watch only: the sensor did not start the run, so killing it never cancels the run.
+        self._defer_wait(self._wait_trigger(deadline, float(self.poke_interval)))
 
     def poke(self, context: Context) -> PokeReturnValue:
         verdict = self._check(context)
@@ -133,68 +271,7 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the summary, or raise what the event says."""
-        status = event.get("status") if isinstance(event, dict) else None
-        if status not in EVENT_STATUSES:
-            raise RunloopInvalidResponseError(
-                f"The Runloop trigger sent an event this sensor cannot read (status {status!r}); "
-                "clear the task to wait again."
-            )
-        assert isinstance(event, dict)
-        message = str(event.get("message", ""))
-        if status == "timeout":
-            raise AirflowSensorTimeout(message)
-        if status == "error":
-            raise RunloopError(message)
-        summary = event.get("summary")
-        if not isinstance(summary, dict):
-            raise RunloopInvalidResponseError(f"The Runloop trigger's {status} event has no summary")
-        verdict = BenchmarkRunVerdict(BenchmarkRunSummary.from_dict(summary))
-        self.log.info("%s", verdict.message)
-        return self._finish(verdict)
-
-    def _check(self, context: Context) -> BenchmarkRunVerdict | None:
-        """One poll. ``None`` when it failed in a way the failure budget still tolerates."""
-        try:
-            if not self._prepared:
-                self._prepare(context)
-            verdict = self.hook.check_benchmark_run(
-                self.benchmark_run_id,
-                expected_count=self.expected_scenario_count,
-                expected_scenario_ids=self._expected_ids,
-                accept_scored=self.accept_scored,
-                fail_on_scenario_failure=self.fail_on_scenario_failure,
-            )
-        except RunloopError as exc:
-            if not getattr(exc, "retryable", False):
-                raise
-            self._poll_failures += 1
-            if self._poll_failures > self.max_consecutive_poll_failures:
-                raise
-            self.log.warning("Poll %d in a row failed: %s", self._poll_failures, exc)
-            return None
-        self._poll_failures = 0
-        self.log.info("%s", verdict.message)
-        return verdict
-
-    def _prepare(self, context: Context) -> None:
-        """Once per try: the dashboard link and the expected scenarios."""
-        run = self.hook.get_benchmark_run(self.benchmark_run_id)
-        base_url = self.hook.get_conn().base_url
-        RunloopBenchmarkRunLink.persist(context, benchmark_run_url(base_url, run.id, run.benchmark_id))
-        if self.expected_scenario_count is None:
-            self._expected_ids = self.hook.get_expected_scenario_ids(run)
-        self._prepared = True
-
-    def _finish(self, verdict: BenchmarkRunVerdict) -> dict[str, Any]:
-        if not verdict.success:
-            raise RunloopBenchmarkRunFailedError(verdict.message)
-        return verdict.summary.to_dict()
-
-    def _deadline(self, context: Context) -> float:
-        # The wait's time-out counts from the start of this try; a deferral's resumption keeps it.
-        started = getattr(context.get("ti"), "start_date", None)
-        start = started.timestamp() if started is not None else time.time()
-        return start + float(self.timeout)
+        return self._finish(self._verdict_from_event(event))
 
 
 def _poll_failure_budget(mode: str, requested: int | None) -> int:

@@ -1,0 +1,364 @@
+"""The lifecycle operators without a server: every argument checked at construction (templated values
+at run time), the task tag, template fields and links, and reading trigger events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from airflow.sdk import DAG, XComArg, task
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_provider_runloop.exceptions import (
+    RunloopBenchmarkRunFailedError,
+    RunloopError,
+    RunloopInvalidResponseError,
+)
+from airflow_provider_runloop.operators.runloop import (
+    DEFAULT_WAIT_TIMEOUT,
+    RunloopCancelBenchmarkRunOperator,
+    RunloopCompleteBenchmarkRunOperator,
+    RunloopCreateBenchmarkJobOperator,
+    RunloopStartBenchmarkRunOperator,
+    TaskTag,
+)
+
+
+class _TI:
+    def __init__(self, **identity: Any) -> None:
+        self.dag_id = identity.get("dag_id", "d")
+        self.run_id = identity.get("run_id", "manual__1")
+        self.task_id = identity.get("task_id", "t")
+        self.map_index = identity.get("map_index", -1)
+        self.try_number = identity.get("try_number", 1)
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_pull(self, key: str = "return_value", **_: Any) -> Any:
+        return self.xcom.get(key)
+
+
+def _tag(**identity: Any) -> TaskTag:
+    return TaskTag.from_context({"ti": _TI(**identity)})  # type: ignore[arg-type]
+
+
+# --- the tag ----------------------------------------------------------------------------------------
+
+
+def test_the_tag_is_the_same_on_every_try_and_differs_per_task_instance() -> None:
+    first, retry = _tag(try_number=1), _tag(try_number=4)
+    assert first.key == retry.key
+    assert len(first.key) == 16
+    others = [_tag(map_index=0), _tag(run_id="manual__2"), _tag(task_id="u"), _tag(dag_id="e")]
+    assert len({first.key, *(other.key for other in others)}) == 5
+
+
+def test_the_request_id_changes_with_the_try() -> None:
+    assert _tag(try_number=1).request_id("start-run") != _tag(try_number=2).request_id("start-run")
+    assert _tag().request_id("start-run") == f"airflow-runloop-start-run-{_tag().key}-1"
+
+
+def test_names_and_metadata() -> None:
+    tag = _tag(map_index=3)
+    assert tag.label == "d.t[3]"
+    assert tag.tagged_name() == f"d.t[3] [airflow {tag.key}]"
+    assert tag.tagged_name("nightly") == f"nightly [airflow {tag.key}]"
+    assert tag.metadata() == {
+        "airflow_dag_id": "d",
+        "airflow_run_id": "manual__1",
+        "airflow_task_id": "t",
+        "airflow_map_index": "3",
+        "airflow_tag": tag.key,
+    }
+
+
+def test_a_context_without_a_task_instance_is_refused() -> None:
+    with pytest.raises(ValueError, match="run it as an Airflow task"):
+        TaskTag.from_context({})  # type: ignore[typeddict-item]
+
+
+# --- RunloopStartBenchmarkRunOperator -----------------------------------------------------------------
+
+
+def _start(**kwargs: Any) -> RunloopStartBenchmarkRunOperator:
+    return RunloopStartBenchmarkRunOperator(**{"task_id": "start", "benchmark_id": "bmd_1", **kwargs})
+
+
+def test_start_defaults_fields_and_link() -> None:
+    operator = _start()
+    assert set(operator.template_fields) == {
+        "benchmark_id",
+        "run_name",
+        "metadata",
+        "run_profile",
+        "runloop_conn_id",
+    }
+    assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark run"]
+    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_completion) == (True, True, False)
+    assert operator.wait_timeout == DEFAULT_WAIT_TIMEOUT.total_seconds()
+    assert _start(wait_timeout=timedelta(minutes=2)).wait_timeout == 120.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"benchmark_id": "../bmd"}, "benchmark_id must be a Runloop id"),
+        ({"run_name": ""}, "run_name must be a non-empty string"),
+        ({"run_name": 5}, "run_name must be a non-empty string"),
+        ({"metadata": {"a": 1}}, "metadata must be a dict of strings to strings"),
+        ({"metadata": ["a"]}, "metadata must be a dict of strings to strings"),
+        ({"metadata": {"airflow_tag": "x"}}, "metadata must not set airflow_tag"),
+        ({"run_profile": "env"}, "run_profile must be a dict"),
+        ({"run_profile": {"env_vars": {}}}, "run_profile has unknown keys env_vars"),
+        ({"run_profile": {"envVars": {"A": 1}}}, r"run_profile\['envVars'\] must be a dict of strings"),
+        ({"run_profile": {"secrets": ["TOKEN"]}}, r"run_profile\['secrets'\] must be a dict of strings"),
+        ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
+        ({"reattach": "no"}, "reattach must be True or False"),
+        ({"cancel_on_kill": 0}, "cancel_on_kill must be True or False"),
+        ({"wait_for_completion": "yes"}, "wait_for_completion must be True or False"),
+        ({"deferrable": None}, "deferrable must be True or False"),
+        ({"poll_interval": 0}, "poll_interval must be > 0"),
+        ({"wait_timeout": -5}, "wait_timeout must be > 0"),
+        ({"wait_timeout": timedelta(0)}, "wait_timeout must be > 0"),
+        ({"expected_scenario_count": 0}, "expected_scenario_count must be a whole number >= 1"),
+        ({"accept_scored": "true"}, "accept_scored must be True or False"),
+        ({"fail_on_scenario_failure": 1}, "fail_on_scenario_failure must be True or False"),
+        ({"max_consecutive_poll_failures": -1}, "max_consecutive_poll_failures must be a whole number"),
+    ],
+)
+def test_start_rejects_bad_arguments_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _start(**kwargs)
+
+
+def test_templated_values_are_checked_when_rendered() -> None:
+    operator = _start(benchmark_id="{{ params.benchmark }}", run_name="{{ ds }}", metadata="{{ params.m }}")
+    operator.benchmark_id = "not/an/id"  # what the template rendered to
+    with pytest.raises(ValueError, match="benchmark_id must be a Runloop id"):
+        operator.execute({"ti": _TI()})  # type: ignore[arg-type]
+
+
+def test_start_accepts_a_run_profile_with_secret_names() -> None:
+    profile = {"envVars": {"MODE": "eval"}, "secrets": {"API_TOKEN": "my-token-secret"}, "purpose": "eval"}
+    assert _start(run_profile=profile, metadata={"git_sha": "abc"}).run_profile == profile
+
+
+def _event(status: str, **fields: Any) -> dict[str, Any]:
+    return {"status": status, "benchmark_run_id": "bmr_1", "message": "m", "summary": None, **fields}
+
+
+def test_start_and_wait_reads_trigger_events() -> None:
+    operator = _start(wait_for_completion=True)
+    with pytest.raises(RunloopInvalidResponseError, match="cannot read"):
+        operator.execute_complete({"ti": _TI()}, event={"status": "maybe"})  # type: ignore[arg-type]
+    with pytest.raises(RunloopError, match="boom"):
+        operator.execute_complete({"ti": _TI()}, event=_event("error", message="boom"))  # type: ignore[arg-type]
+    # Running out of time is not the sensor's no-retry time-out: a retry reattaches and waits again.
+    with pytest.raises(RunloopError, match="a retry of this task reattaches") as timed_out:
+        operator.execute_complete({"ti": _TI()}, event=_event("timeout"))  # type: ignore[arg-type]
+    assert not isinstance(timed_out.value, AirflowSensorTimeout)
+
+
+def test_start_and_wait_returns_the_start_xcom_and_the_summary_or_fails(
+    sensor_summary: dict[str, Any],
+) -> None:
+    ti = _TI()
+    ti.xcom["runloop_resume"] = {"benchmark_run_id": "bmr_1", "scenario_ids": ["scn_1", "scn_2"]}
+    result = _start().execute_complete({"ti": ti}, event=_event("success", summary=sensor_summary))  # type: ignore[arg-type]
+    assert result == {
+        "benchmark_run_id": "bmr_1",
+        "scenario_ids": ["scn_1", "scn_2"],
+        "summary": sensor_summary,
+    }
+
+    failed = {**sensor_summary, "success": False, "message": "2 scenarios did not complete"}
+    with pytest.raises(RunloopBenchmarkRunFailedError, match="2 scenarios did not complete"):
+        _start().execute_complete({"ti": ti}, event=_event("failure", summary=failed))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sensor_summary() -> dict[str, Any]:
+    return {
+        "benchmark_run_id": "bmr_1",
+        "benchmark_run_state": "running",
+        "done": True,
+        "success": True,
+        "message": "bmr_1: 2/2 finished (completed 2)",
+        "exact": True,
+        "accept_scored": False,
+        "expected_scenarios": 2,
+        "started_scenarios": 2,
+        "finished_scenarios": 2,
+        "total_scenario_runs": 2,
+        "state_counts": {"completed": 2},
+        "mean_score": 1.0,
+        "scored_scenarios": 2,
+        "scoring_function_mean_scores": {},
+        "scoring_function_mean_scores_truncated": False,
+        "failed_scenario_count": 0,
+        "failed_scenario_run_ids": [],
+        "failed_scenario_run_ids_truncated": False,
+        "missing_scenario_count": 0,
+        "missing_scenario_ids": [],
+        "missing_scenario_ids_truncated": False,
+        "benchmark_score": None,
+    }
+
+
+# --- complete and cancel ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "operator_class", [RunloopCompleteBenchmarkRunOperator, RunloopCancelBenchmarkRunOperator]
+)
+def test_complete_and_cancel_check_their_arguments(operator_class: type[Any]) -> None:
+    operator = operator_class(task_id="t", benchmark_run_id="bmr_1")
+    assert set(operator.template_fields) == {"benchmark_run_id", "runloop_conn_id"}
+    assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark run"]
+    operator_class(task_id="t", benchmark_run_id="{{ ti.xcom_pull('start')['benchmark_run_id'] }}")
+    with pytest.raises(ValueError, match="benchmark_run_id must be a Runloop id"):
+        operator_class(task_id="t", benchmark_run_id="bmr 1")
+    with pytest.raises(ValueError, match="runloop_conn_id must be a non-empty string"):
+        operator_class(task_id="t", benchmark_run_id="bmr_1", runloop_conn_id="")
+
+
+def test_complete_checks_allow_active_scenario_runs() -> None:
+    with pytest.raises(ValueError, match="allow_active_scenario_runs must be True or False"):
+        RunloopCompleteBenchmarkRunOperator(
+            task_id="t", benchmark_run_id="bmr_1", allow_active_scenario_runs="no"
+        )
+
+
+# --- RunloopCreateBenchmarkJobOperator -----------------------------------------------------------------
+
+AGENTS = [{"name": "a", "agent_id": "agt_1", "model_name": "m", "timeout_seconds": 600, "kwargs": {"k": "v"}}]
+
+
+def _job(**kwargs: Any) -> RunloopCreateBenchmarkJobOperator:
+    options: dict[str, Any] = {"task_id": "job", "benchmark_id": "bmd_1", "agent_configs": AGENTS, **kwargs}
+    return RunloopCreateBenchmarkJobOperator(**options)
+
+
+def test_job_defaults_fields_and_link() -> None:
+    operator = _job()
+    assert set(operator.template_fields) == {
+        "agent_configs",
+        "benchmark_id",
+        "scenario_ids",
+        "orchestrator_config",
+        "job_name",
+        "runloop_conn_id",
+    }
+    assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark job"]
+    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_completion) == (True, True, True)
+    assert operator.fail_on_job_failure is True
+
+
+def test_the_job_spec_sent() -> None:
+    operator = _job(orchestrator_config={"n_attempts": 1, "n_concurrent_trials": 4})
+    assert operator._spec() == {
+        "type": "benchmark",
+        "benchmark_id": "bmd_1",
+        "agent_configs": [{"type": "job_agent", **AGENTS[0]}],
+        "orchestrator_config": {"n_attempts": 1, "n_concurrent_trials": 4},
+    }
+    scenarios = _job(benchmark_id=None, scenario_ids=["scn_1", "scn_2"])
+    assert scenarios._spec()["type"] == "scenarios"
+    assert scenarios._spec()["scenario_ids"] == ["scn_1", "scn_2"]
+    assert "orchestrator_config" not in scenarios._spec()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"benchmark_id": None}, "Give exactly one of benchmark_id"),
+        ({"scenario_ids": ["scn_1"]}, "Give exactly one of benchmark_id"),
+        ({"benchmark_id": "bmd 1"}, "benchmark_id must be a Runloop id"),
+        ({"benchmark_id": None, "scenario_ids": []}, "scenario_ids must be a non-empty list"),
+        ({"benchmark_id": None, "scenario_ids": "scn_1"}, "scenario_ids must be a non-empty list"),
+        ({"benchmark_id": None, "scenario_ids": ["scn/1"]}, r"scenario_ids\[\] must be a Runloop id"),
+        ({"agent_configs": []}, "agent_configs must be a non-empty list"),
+        ({"agent_configs": {"name": "a"}}, "agent_configs must be a non-empty list"),
+        ({"agent_configs": ["a"]}, r"agent_configs\[0\] must be a dict"),
+        ({"agent_configs": [{}]}, r"agent_configs\[0\]\['name'\] must be a non-empty string"),
+        ({"agent_configs": [{"name": "a"}, {"name": "a"}]}, "'a' is used twice"),
+        ({"agent_configs": [{"name": "a", "modelName": "m"}]}, "unknown keys modelName"),
+        ({"agent_configs": [{"name": "a", "type": "external_api"}]}, "must be 'job_agent'"),
+        (
+            {"agent_configs": [{"name": "a", "model_name": ""}]},
+            r"\['model_name'\] must be a non-empty string",
+        ),
+        ({"agent_configs": [{"name": "a", "agent_id": 3}]}, r"\['agent_id'\] must be a non-empty string"),
+        ({"agent_configs": [{"name": "a", "timeout_seconds": 0}]}, r"\['timeout_seconds'\] must be > 0"),
+        ({"agent_configs": [{"name": "a", "kwargs": {"n": 1}}]}, r"\['kwargs'\] must be a dict of strings"),
+        (
+            {"agent_configs": [{"name": "a", "agent_environment": {"env": {}}}]},
+            "must be a dict with environment_variables and/or secrets",
+        ),
+        (
+            {"agent_configs": [{"name": "a", "agent_environment": {"secrets": {"TOKEN": 1}}}]},
+            r"\['secrets'\] must be a dict of strings",
+        ),
+        ({"orchestrator_config": []}, "orchestrator_config must be a dict"),
+        ({"orchestrator_config": {"retries": 1}}, "orchestrator_config has unknown keys retries"),
+        ({"orchestrator_config": {"n_attempts": -1}}, r"\['n_attempts'\] must be a whole number >= 0"),
+        ({"orchestrator_config": {"n_concurrent_trials": 0}}, r"\['n_concurrent_trials'\] must be a whole"),
+        ({"orchestrator_config": {"timeout_multiplier": 0}}, r"\['timeout_multiplier'\] must be > 0"),
+        ({"orchestrator_config": {"quiet": "yes"}}, r"\['quiet'\] must be True or False"),
+        ({"job_name": ""}, "job_name must be a non-empty string"),
+        ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
+        ({"reattach": 1}, "reattach must be True or False"),
+        ({"cancel_on_kill": "yes"}, "cancel_on_kill must be True or False"),
+        ({"wait_for_completion": None}, "wait_for_completion must be True or False"),
+        ({"deferrable": "no"}, "deferrable must be True or False"),
+        ({"poll_interval": -1}, "poll_interval must be > 0"),
+        ({"wait_timeout": 0}, "wait_timeout must be > 0"),
+        ({"max_consecutive_poll_failures": -1}, "max_consecutive_poll_failures must be a whole number"),
+        ({"fail_on_job_failure": "no"}, "fail_on_job_failure must be True or False"),
+    ],
+)
+def test_job_rejects_bad_arguments_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _job(**kwargs)
+
+
+def test_job_arguments_from_templates_or_upstream_tasks_are_checked_at_run_time() -> None:
+    with DAG(dag_id="lifecycle_unit", schedule=None):
+
+        @task
+        def agents() -> list[dict[str, str]]:
+            return [{"name": "a"}]
+
+        upstream = agents()
+        assert isinstance(upstream, XComArg)
+        operator = _job(
+            benchmark_id="{{ params.benchmark_id }}",
+            agent_configs=upstream,
+            orchestrator_config="{{ params.orchestrator }}",
+            job_name="{{ ds }}",
+        )
+    operator.agent_configs = [{"name": ""}]  # what it resolved to
+    with pytest.raises(ValueError, match=r"agent_configs\[0\]\['name'\]"):
+        operator._spec()
+
+
+def test_job_reads_trigger_events() -> None:
+    operator = _job()
+    with pytest.raises(RunloopInvalidResponseError, match="cannot read"):
+        operator.execute_complete({"ti": _TI()}, event=None)  # type: ignore[arg-type]
+    with pytest.raises(RunloopError, match="boom"):
+        operator.execute_complete({"ti": _TI()}, event={"status": "error", "message": "boom"})  # type: ignore[arg-type]
+    with pytest.raises(RunloopError, match="The job goes on: a retry of this task reattaches"):
+        operator.execute_complete({"ti": _TI()}, event={"status": "timeout", "message": "late"})  # type: ignore[arg-type]
+    with pytest.raises(RunloopInvalidResponseError, match="has no job summary"):
+        operator.execute_complete({"ti": _TI()}, event={"status": "success", "message": "", "job": None})  # type: ignore[arg-type]
+
+
+def test_argument_errors_name_keys_never_values() -> None:
+    with pytest.raises(ValueError, match="'TOKEN' maps to a int") as bad_env:
+        _start(run_profile={"envVars": {"TOKEN": 987654321}})
+    assert "987654321" not in str(bad_env.value)
+    environment = {"environment_variables": {"KEY": 13572468}}
+    with pytest.raises(ValueError, match="'KEY' maps to a int") as bad_agent:
+        _job(agent_configs=[{"name": "a", "agent_environment": environment}])
+    assert "13572468" not in str(bad_agent.value)
