@@ -16,6 +16,7 @@ __all__ = [
     "RunloopInvalidResponseError",
     "RunloopNotFoundError",
     "RunloopRateLimitError",
+    "RunloopResultsNotReadyError",
     "RunloopServerError",
     "RunloopTimeoutError",
     "RunloopTransportError",
@@ -127,6 +128,14 @@ class RunloopInvalidResponseError(RunloopError):
 
 class RunloopUnknownStateError(RunloopError):
     """The API reported a state this provider does not know; it fails closed instead of guessing."""
+
+
+class RunloopResultsNotReadyError(RunloopError):
+    """The benchmark run is not done (scenario runs still active, or expected ones not started).
+
+    Raised before anything reaches the destination. Retry later, wait with ``RunloopBenchmarkRunSensor``
+    first, or pass ``allow_partial=True`` to export what is there.
+    """
 
 
 class RunloopBenchmarkRunFailedError(RunloopError):

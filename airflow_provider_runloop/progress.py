@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import heapq
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -293,7 +294,10 @@ class ScenarioRunTally:
             state=state,
             score=result.score if result is not None else None,
             function_scores=(
-                tuple((item.scoring_function_name, item.score) for item in result.scoring_function_results)
+                tuple(
+                    (sys.intern(item.scoring_function_name), item.score)
+                    for item in result.scoring_function_results
+                )
                 if result is not None
                 else ()
             ),

@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, ClassVar, Final
 
-from airflow_provider_runloop.exceptions import RunloopError
 from airflow_provider_runloop.models import ScenarioRunView
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "RecordSchema",
     "ResultRecord",
     "ResultsFormat",
-    "ResultsNotReadyError",
     "ResultsWriter",
     "iso_utc",
     "open_writer",
@@ -86,14 +84,6 @@ PARQUET_EXTRA: Final = "airflow-provider-runloop[parquet]"
 _CHUNK_BYTES: Final = 1 << 20
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-class ResultsNotReadyError(RunloopError):
-    """The benchmark run is not done (scenario runs still active, or expected ones not started).
-
-    Raised before anything reaches the destination. Retry later, wait with ``RunloopBenchmarkRunSensor``
-    first, or pass ``allow_partial=True`` to export what is there.
-    """
 
 
 class ResultsFormat(str, enum.Enum):

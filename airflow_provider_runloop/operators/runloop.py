@@ -43,6 +43,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
     RunloopError,
     RunloopInvalidResponseError,
+    RunloopResultsNotReadyError,
     RunloopUnknownStateError,
 )
 from airflow_provider_runloop.hooks.runloop import RunloopHook
@@ -73,7 +74,6 @@ from airflow_provider_runloop.results import (
     RecordSchema,
     ResultRecord,
     ResultsFormat,
-    ResultsNotReadyError,
     ResultsWriter,
     open_writer,
     record_json,
@@ -343,7 +343,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             )
             if not verdict.done:
                 if not self.allow_partial:
-                    raise ResultsNotReadyError(_not_ready_message(verdict, active))
+                    raise RunloopResultsNotReadyError(_not_ready_message(verdict, active))
                 self.log.warning("Exporting a partial result (allow_partial=True): %s", verdict.message)
             if staged is not None:
                 assert isinstance(sink, ResultsWriter)

@@ -17,9 +17,13 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_runloop.exceptions import RunloopNotFoundError, RunloopServerError
+from airflow_provider_runloop.exceptions import (
+    RunloopNotFoundError,
+    RunloopResultsNotReadyError,
+    RunloopServerError,
+)
 from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
-from airflow_provider_runloop.results import JsonLinesWriter, ResultsNotReadyError
+from airflow_provider_runloop.results import JsonLinesWriter
 from airflow_provider_runloop.testing import RunloopEmulator
 
 # Fixture types (defined in conftest.py, which test modules do not import).
@@ -182,7 +186,7 @@ def test_an_unfinished_run_is_refused_before_anything_is_written(
     operator = RunloopBenchmarkResultsOperator(
         task_id="export", benchmark_run_id=run_id, destination=f"file://{tmp_path}/results.jsonl"
     )
-    with pytest.raises(ResultsNotReadyError) as caught:
+    with pytest.raises(RunloopResultsNotReadyError) as caught:
         operator.execute({"ti": task_instance})  # type: ignore[arg-type]
     message = str(caught.value)
     assert f"{len(active)} scenario runs are still active" in message

@@ -17,10 +17,13 @@ import pytest
 from airflow.sdk import Asset, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException, AirflowOptionalProviderFeatureException
 
-from airflow_provider_runloop.exceptions import RunloopBenchmarkRunFailedError, RunloopUnknownStateError
+from airflow_provider_runloop.exceptions import (
+    RunloopBenchmarkRunFailedError,
+    RunloopResultsNotReadyError,
+    RunloopUnknownStateError,
+)
 from airflow_provider_runloop.models import BenchmarkRunView, ScenarioRunView
 from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
-from airflow_provider_runloop.results import ResultsNotReadyError
 
 BASE_URL = "https://api.runloop.ai"
 
@@ -305,7 +308,7 @@ def test_a_leftover_from_a_crashed_try_is_overwritten_by_the_retry(
 def test_active_scenario_runs_stop_the_export_and_are_named(tmp_path: Path, fmt: str) -> None:
     runs = [_scenario_run(1), _scenario_run(2, "running"), _scenario_run(3, "scoring")]
     hook = FakeHook(runs, run_state="running")
-    with pytest.raises(ResultsNotReadyError) as caught:
+    with pytest.raises(RunloopResultsNotReadyError) as caught:
         _execute(_operator(hook, destination=f"file://{tmp_path}/results.{fmt}", format=fmt))
     message = str(caught.value)
     del caught  # its traceback holds the writer: let it go, so a writer left open would surface now
@@ -318,7 +321,7 @@ def test_active_scenario_runs_stop_the_export_and_are_named(tmp_path: Path, fmt:
 def test_missing_expected_scenarios_stop_the_export_and_are_named(tmp_path: Path) -> None:
     runs = [_scenario_run(1)]
     hook = FakeHook(runs, run_state="running", benchmark_id="bmd_1", expected_ids=["scn_00001", "scn_00002"])
-    with pytest.raises(ResultsNotReadyError, match="1 expected scenarios have not started: scn_00002"):
+    with pytest.raises(RunloopResultsNotReadyError, match="1 expected scenarios have not started: scn_00002"):
         _execute(_operator(hook, destination=f"file://{tmp_path}/results.jsonl"))
     assert _files(tmp_path) == []
 
@@ -341,7 +344,7 @@ def test_allow_partial_exports_what_is_there(tmp_path: Path) -> None:
 
 def test_scored_runs_are_active_unless_accepted() -> None:
     runs = [_scenario_run(1), _scenario_run(2, "scored")]
-    with pytest.raises(ResultsNotReadyError, match="scored 1"):
+    with pytest.raises(RunloopResultsNotReadyError, match="scored 1"):
         _execute(_operator(FakeHook(runs, run_state="running", expected_ids=None), expected_scenario_count=2))
     result, _ = _execute(
         _operator(FakeHook(runs, run_state="running"), expected_scenario_count=2, accept_scored=True)
