@@ -12,10 +12,15 @@ STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help env test lint typecheck unit clean
+.PHONY: help env test lint typecheck docs unit e2e demo clean
 
 help:
-	@echo "make test   - bootstrap the environment and run lint, type checks and the whole test suite"
+	@echo "make demo   - bootstrap, then wait for an emulated benchmark run with the deferrable sensor, export"
+	@echo "              and summarize its results (RUNLOOP_API_KEY + RUNLOOP_BENCHMARK_RUN_ID: the real API)"
+	@echo "make test   - bootstrap the environment and run lint, type checks, the docs build and every test"
+	@echo "make docs   - build the docs site into site/ (mkdocs build --strict)"
+	@echo "make unit   - only the unit tests"
+	@echo "make e2e    - only the end-to-end tests (real Airflow components on 127.0.0.1)"
 	@echo "make env    - only bootstrap .venv from uv.lock"
 
 $(UV):
@@ -35,11 +40,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
-test: lint typecheck
+e2e: $(STAMP)
+	$(VENV)/bin/pytest tests/e2e -q
+
+test: lint typecheck docs
 	$(VENV)/bin/pytest -q
 
+demo: $(STAMP)
+	$(VENV)/bin/python scripts/demo.py
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache site .demo

@@ -1,0 +1,85 @@
+"""Schedule a DAG on new benchmark results: the export declares its file as an asset, a consumer runs on it.
+
+The producer waits for a benchmark run (the param ``benchmark_run_id``) and exports its results to one
+fixed file, ``{RUNLOOP_RESULTS_URL}/latest.jsonl``. Because that destination is known when the file is
+parsed (it is not templated), ``RunloopBenchmarkResultsOperator`` declares it as an ``Asset`` outlet, and
+each successful export is an asset event. The consumer is scheduled on that asset: it runs after every
+export, reads the file and reports the run it came from. The end-to-end tests run both on a real
+scheduler.
+
+Environment, read when the file is parsed: ``RUNLOOP_RESULTS_URL`` (a ``file://`` or ``s3://`` folder
+URL, default ``file:///tmp/runloop-results``; ``s3://aws_conn@bucket/prefix`` names the AWS connection)
+and ``RUNLOOP_POLL_SECONDS`` (default 60). A ``file://`` asset works only where every worker sees the
+same disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
+
+from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
+from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
+
+RESULTS_URL = os.environ.get("RUNLOOP_RESULTS_URL", "file:///tmp/runloop-results").rstrip("/")
+POLL_SECONDS = float(os.environ.get("RUNLOOP_POLL_SECONDS", "60"))
+# [START howto_runloop_results_asset_producer]
+LATEST_RESULTS = f"{RESULTS_URL}/latest.jsonl"  # may name a connection: s3://aws_conn@bucket/...
+# The asset is the data, not how it is reached: its URI leaves the connection out, as the operator does.
+LATEST_RESULTS_ASSET = Asset(uri=re.sub(r"^(\w+://)[^@/]*@", r"\1", LATEST_RESULTS))
+
+with DAG(
+    dag_id="example_runloop_results_asset_producer",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"benchmark_run_id": Param("bmr_replace_me", type="string", pattern=r"^[A-Za-z0-9_-]+$")},
+    tags=["example", "runloop"],
+) as producer_dag:
+    wait = RunloopBenchmarkRunSensor(
+        task_id="wait_for_run",
+        benchmark_run_id="{{ params.benchmark_run_id }}",
+        deferrable=True,
+        poke_interval=POLL_SECONDS,
+        fail_on_scenario_failure=False,  # failed scenarios are results too
+    )
+    export = RunloopBenchmarkResultsOperator(
+        task_id="export_latest",
+        benchmark_run_id="{{ params.benchmark_run_id }}",
+        destination=LATEST_RESULTS,  # not templated: declared as an Asset outlet
+    )
+    wait >> export
+# [END howto_runloop_results_asset_producer]
+
+# [START howto_runloop_results_asset_consumer]
+with DAG(
+    dag_id="example_runloop_results_asset_consumer",
+    schedule=[LATEST_RESULTS_ASSET],  # runs after each successful export
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["example", "runloop"],
+) as consumer_dag:
+
+    @task
+    def summarize_latest(triggering_asset_events: Any = None) -> dict[str, Any]:
+        """Count the latest results by state, and say which DAG run exported them."""
+        for event in triggering_asset_events[LATEST_RESULTS_ASSET]:
+            print(f"new results from {event.source_dag_id} / {event.source_run_id}")
+        states: Counter[str] = Counter()
+        benchmark_run_ids = set()
+        with ObjectStoragePath(LATEST_RESULTS).open("rb") as file:
+            for line in file:
+                record = json.loads(line)
+                states[record["state"]] += 1
+                benchmark_run_ids.add(record["benchmark_run_id"])
+        print(f"{sum(states.values())} scenario runs of {sorted(benchmark_run_ids)}: {dict(states)}")
+        return {"benchmark_run_ids": sorted(benchmark_run_ids), "states": dict(states)}
+
+    summarize_latest()
+# [END howto_runloop_results_asset_consumer]

@@ -1,0 +1,123 @@
+"""Fixtures of the end-to-end tests: one real Airflow deployment per module, the emulator, the REST API.
+
+The Airflow processes (api-server, scheduler with the LocalExecutor, dag-processor, triggerer) run from
+``tests/support/airflow_stack.py`` in a temporary AIRFLOW_HOME with SQLite; the DAG folder is
+``example_dags``. The Runloop emulator serves in this test process, on 127.0.0.1, with a real clock
+running fast. When a test fails, the end of every component's log is added to its report.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.airflow_stack import AirflowStack, free_port, poll_until, stop_process_group
+
+from airflow_provider_runloop.testing import RealClock, RunloopEmulator
+
+REPO = Path(__file__).resolve().parents[2]
+# Emulated seconds per real second: the scripted scenarios (seconds each) are over in a moment.
+EMULATOR_SPEED = 20.0
+_STACK_KEY = pytest.StashKey[AirflowStack]()
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the example DAG writes results files by default (``RUNLOOP_RESULTS_URL``)."""
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def airflow_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, results_dir: Path
+) -> Iterator[AirflowStack]:
+    """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, stopped by PID afterwards."""
+    stack = AirflowStack(
+        home=tmp_path_factory.mktemp("airflow-home"),
+        dags_folder=REPO / "example_dags",
+        extra_env={
+            # Read by the example DAG when it is parsed: poll every second, write under results_dir.
+            "RUNLOOP_POLL_SECONDS": "1",
+            "RUNLOOP_RESULTS_URL": f"file://{results_dir}",
+        },
+    )
+    request.node.stash[_STACK_KEY] = stack
+    with stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def api(airflow_stack: AirflowStack) -> Iterator[httpx.Client]:
+    """The REST API (``/api/v2``), with a JWT from ``POST /auth/token``."""
+    with airflow_stack.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunloopEmulator]:
+    """A Runloop emulator serving on 127.0.0.1 from this process, its clock running fast."""
+    emulator = RunloopEmulator(clock=RealClock(speed=EMULATOR_SPEED)).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def runloop_connection(api: httpx.Client, emulator: RunloopEmulator) -> dict[str, Any]:
+    """``runloop_default``, created through the REST API and pointing at the emulator."""
+    body = {
+        "connection_id": "runloop_default",
+        "conn_type": "runloop",
+        "host": emulator.base_url,
+        "password": emulator.api_key,
+        "extra": json.dumps({"timeout": 10, "max_retries": 2}),
+    }
+    response = api.post("/connections", json=body)
+    assert response.status_code == 201, response.text
+    return body
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-compatible server on a free loopback port, stopped by its PID."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool | None:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with status {process.returncode}")
+        try:
+            httpx.get(f"{endpoint}/moto-api/", timeout=1)
+        except httpx.HTTPError:
+            return None
+        return True
+
+    try:
+        poll_until("moto's S3 server", up, attempts=100, interval=0.1)
+        yield endpoint
+    finally:
+        stop_process_group(process)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if report.failed:
+        module = item.getparent(pytest.Module)
+        stack = module.stash.get(_STACK_KEY, None) if module is not None else None
+        if stack is not None:
+            report.sections.append(("Airflow component logs (tails)", stack.log_tails()))
+    return report

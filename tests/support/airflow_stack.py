@@ -1,0 +1,274 @@
+"""A real Airflow deployment in a temporary AIRFLOW_HOME, for end-to-end tests.
+
+``AirflowStack.start()`` migrates a SQLite metadata DB, then starts four processes: ``airflow api-server``,
+``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer``. Everything it
+binds is on 127.0.0.1: the API server on a free port the OS picks (never 8080), and no log servers at all
+(``--skip-serve-logs``: Airflow's log servers listen on every interface; the API server reads task logs
+from the shared local log folder instead). Auth is Airflow's SimpleAuthManager with one admin user whose
+password the stack writes into the passwords file before the API server starts, so it can ask
+``POST /auth/token`` for a JWT.
+
+Each process runs in its own session and is stopped by its PID (its process group: SIGTERM, wait,
+SIGKILL). Their output goes to one log file each, which :meth:`AirflowStack.log_tails` shows when a test
+fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import httpx
+
+__all__ = ["AirflowStack", "free_port", "poll_until", "stop_process_group"]
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+ADMIN_USER = "e2e_admin"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def poll_until(what: str, check: Callable[[], T | None], *, attempts: int, interval: float = 0.5) -> T:
+    """Call ``check`` until it returns something other than ``None``; a bounded number of tries."""
+    for _ in range(attempts):
+        value = check()
+        if value is not None:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"gave up waiting for {what} after {attempts} tries")
+
+
+def stop_process_group(process: subprocess.Popen[Any], *, grace: float = 20.0) -> None:
+    """Stop a process started with ``start_new_session=True``, by its PID: SIGTERM, wait, SIGKILL."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@dataclass
+class AirflowStack:
+    """An Airflow home plus the processes serving it.
+
+    :param home: the AIRFLOW_HOME (created if missing).
+    :param dags_folder: the folder the DAG processor parses.
+    :param extra_env: more environment for every component (e.g. settings the DAG files read).
+    """
+
+    home: Path
+    dags_folder: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _log_files: list[IO[bytes]] = field(default_factory=list)
+    _token: str | None = field(default=None, repr=False)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "component-logs"
+
+    def log_path(self, component: str) -> Path:
+        return self.log_dir / f"{component}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every component (and of ``airflow db migrate``)."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) and key != "AIRFLOW_HOME"
+        }
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self._passwords_file),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                "AIRFLOW__API__WORKERS": "1",
+                # Every component signs or checks the same JWTs (task tokens, the REST API's).
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+                # Airflow 3.3's deferral race (docs/deployment.md): a task that defers exits at once, but
+                # its supervisor notices only at its next wake-up, up to this many seconds later. The
+                # executor's late "success" for the deferred try can then land on the resumed try and
+                # fail it. One second keeps that window shorter than any resumption.
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+                **self.extra_env,
+            }
+        )
+        return env
+
+    @property
+    def _passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json"
+
+    @property
+    def _secrets_file(self) -> Path:
+        return self.home / "e2e-secrets.json"
+
+    def _secret(self, name: str, make: Callable[[], str]) -> str:
+        data = json.loads(self._secrets_file.read_text()) if self._secrets_file.exists() else {}
+        if name not in data:
+            data[name] = make()
+            self._secrets_file.write_text(json.dumps(data))
+        return str(data[name])
+
+    @property
+    def _fernet_key(self) -> str:
+        from cryptography.fernet import Fernet
+
+        return self._secret("fernet_key", lambda: Fernet.generate_key().decode())
+
+    @property
+    def _jwt_secret(self) -> str:
+        return self._secret("jwt_secret", lambda: secrets.token_urlsafe(32))
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Migrate the DB, start the components, wait until the API server reports them healthy."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        # Written before the API server starts: SimpleAuthManager keeps passwords it finds for its users.
+        self._passwords_file.write_text(json.dumps({ADMIN_USER: self.password}))
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        with self.log_path("db-migrate").open("wb") as log:
+            subprocess.run(
+                [airflow, "db", "migrate"], env=self.env, stdout=log, stderr=subprocess.STDOUT, check=True
+            )
+        commands = {
+            "api-server": [
+                airflow,
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+        }
+        for name in COMPONENTS:
+            log = self.log_path(name).open("wb")
+            self._log_files.append(log)
+            self.processes[name] = subprocess.Popen(
+                commands[name], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        poll_until(
+            "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
+        )
+
+    def stop(self) -> None:
+        """Stop every component by its PID, the API server last."""
+        for name in reversed(COMPONENTS):
+            process = self.processes.get(name)
+            if process is not None:
+                stop_process_group(process)
+        for log in self._log_files:
+            log.close()
+        self._log_files.clear()
+
+    def __enter__(self) -> AirflowStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _healthy(self) -> bool | None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {name} exited with status {process.returncode}:\n{self.log_tails([name])}"
+                )
+        try:
+            health = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        statuses = [(health.get(name) or {}).get("status") for name in components]
+        return True if all(status == "healthy" for status in statuses) else None
+
+    # -- the REST API -------------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        """A JWT for the admin user, from ``POST /auth/token``."""
+        if self._token is None:
+            response = httpx.post(
+                f"{self.api_url}/auth/token",
+                json={"username": ADMIN_USER, "password": self.password},
+                timeout=30,
+            )
+            response.raise_for_status()
+            self._token = str(response.json()["access_token"])
+        return self._token
+
+    def client(self) -> httpx.Client:
+        """An httpx client for the REST API, authenticated as the admin user."""
+        return httpx.Client(
+            base_url=f"{self.api_url}/api/v2", headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+
+    # -- diagnostics --------------------------------------------------------------------------------
+
+    def log_tails(
+        self, components: Iterator[str] | list[str] | tuple[str, ...] = COMPONENTS, lines: int = 60
+    ) -> str:
+        """The last lines of each component's log, for a failure report."""
+        parts = []
+        for name in components:
+            path = self.log_path(name)
+            text = path.read_text(errors="replace") if path.exists() else "(no log)"
+            tail = "\n".join(text.splitlines()[-lines:])
+            parts.append(f"----- airflow {name} ({path}) -----\n{tail}")
+        return "\n".join(parts)
