@@ -57,7 +57,9 @@ __all__ = [
     "classify_scenario_state",
     "format_progress",
     "judge",
+    "known_benchmark_run_state",
     "normalise_job_state",
+    "scored_is_final",
 ]
 
 MAX_LISTED_IDS: Final = 50
@@ -155,7 +157,8 @@ def _known_scenario_state(state: ScenarioRunState | str, scenario_run_id: str | 
         ) from None
 
 
-def _known_run_state(run: BenchmarkRunView) -> BenchmarkRunState:
+def known_benchmark_run_state(run: BenchmarkRunView) -> BenchmarkRunState:
+    """The run's state as a known member; fails closed with ``RunloopUnknownStateError`` otherwise."""
     try:
         return BenchmarkRunState(run.state)
     except ValueError:
@@ -166,7 +169,8 @@ def _known_run_state(run: BenchmarkRunView) -> BenchmarkRunState:
         ) from None
 
 
-def _scored_is_final(run_state: BenchmarkRunState, accept_scored: bool) -> bool:
+def scored_is_final(run_state: BenchmarkRunState, accept_scored: bool) -> bool:
+    """Whether ``scored`` scenario runs count as finished: if accepted, or once the run is completed."""
     # Once the benchmark run is completed nothing will move a `scored` run on to `completed`, and its
     # score is final: waiting for it would wait forever.
     return accept_scored or run_state is BenchmarkRunState.COMPLETED
@@ -513,10 +517,10 @@ def assess_counts(
     :raises RunloopUnknownStateError: if the benchmark run's state is unknown.
     :raises ValueError: if ``expected_count`` is not a positive integer.
     """
-    run_state = _known_run_state(run)
+    run_state = known_benchmark_run_state(run)
     expected = _resolve_expected(expected_count, expected_scenario_ids)
     by_state = counts.by_state()
-    active = _active_count(by_state, accept_scored=_scored_is_final(run_state, accept_scored))
+    active = _active_count(by_state, accept_scored=scored_is_final(run_state, accept_scored))
     # The counts come from separate requests; a run moving between them must not make this negative.
     finished_runs = max(0, counts.total - active)
 
@@ -597,14 +601,14 @@ def judge(
     :raises RunloopUnknownStateError: if the benchmark run's state is unknown.
     :raises ValueError: if ``expected_count`` is not a positive integer.
     """
-    run_state = _known_run_state(run)
+    run_state = known_benchmark_run_state(run)
     expected = _resolve_expected(expected_count, expected_scenario_ids)
-    scored_is_final = _scored_is_final(run_state, accept_scored)
+    scored_final = scored_is_final(run_state, accept_scored)
     # The tally is this module's own accumulator; reading its internals here keeps its public face small.
     latest = tally._latest
 
     classes = {
-        scenario_id: classify_scenario_state(held.state, accept_scored=scored_is_final)
+        scenario_id: classify_scenario_state(held.state, accept_scored=scored_final)
         for scenario_id, held in latest.items()
     }
     finished = sum(1 for cls in classes.values() if cls.is_finished)
@@ -629,7 +633,7 @@ def judge(
         all_expected_finished = False
 
     # Rule 2 looks at every listed run, not only the latest per scenario.
-    active_runs = _active_count(tally._all_runs_by_state, accept_scored=scored_is_final)
+    active_runs = _active_count(tally._all_runs_by_state, accept_scored=scored_final)
     if run_state in _FAILED_RUN_STATES:
         done, failure_reason = True, _run_failure_reason(run_state)
     elif active_runs > 0 or not (run_state is BenchmarkRunState.COMPLETED or all_expected_finished):

@@ -42,7 +42,6 @@ from airflow_provider_runloop.client import MAX_PAGE_SIZE, validate_id
 from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
     RunloopError,
-    RunloopInvalidResponseError,
     RunloopResultsNotReadyError,
     RunloopUnknownStateError,
 )
@@ -68,7 +67,9 @@ from airflow_provider_runloop.progress import (
     ScenarioStateClass,
     classify_scenario_state,
     judge,
+    known_benchmark_run_state,
     normalise_job_state,
+    scored_is_final,
 )
 from airflow_provider_runloop.results import (
     RecordSchema,
@@ -81,10 +82,10 @@ from airflow_provider_runloop.results import (
 )
 from airflow_provider_runloop.sensors.runloop import BenchmarkRunWaitMixin
 from airflow_provider_runloop.triggers.runloop import (
-    EVENT_STATUSES,
     BenchmarkJobVerdict,
     RunloopBenchmarkJobTrigger,
     judge_benchmark_job,
+    read_trigger_event,
 )
 
 if TYPE_CHECKING:
@@ -325,7 +326,9 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             self.log.info("Collecting the scenario runs of %s for XCom (no destination set)", run.id)
 
         tally = ScenarioRunTally()
-        active = _ActiveRuns(scored_is_final=_scored_is_final(run, self.accept_scored))
+        active = _ActiveRuns(
+            scored_is_final=scored_is_final(known_benchmark_run_state(run), self.accept_scored)
+        )
         try:
             for scenario_run in hook.list_scenario_runs(benchmark_run_id, page_size=self.page_size):
                 tally.add(scenario_run)
@@ -408,12 +411,6 @@ class _ActiveRuns:
     @property
     def count(self) -> int:
         return sum(self.by_state.values())
-
-
-def _scored_is_final(run: BenchmarkRunView, accept_scored: bool) -> bool:
-    # The same choice judge() makes (docs/completion-rule.md): once the benchmark run is completed,
-    # nothing moves a `scored` run on, so it counts as finished.
-    return accept_scored or run.state == BenchmarkRunState.COMPLETED
 
 
 def _not_ready_message(verdict: BenchmarkRunVerdict, active: _ActiveRuns) -> str:
@@ -906,7 +903,69 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         return None
 
 
-class RunloopCompleteBenchmarkRunOperator(BaseOperator):
+class _BenchmarkRunActionOperator(BaseOperator):
+    """Move a running benchmark run to ``done_state`` (complete or cancel), idempotently.
+
+    Shared by the complete and cancel operators: a run already in ``done_state`` is left as it is (so
+    a retry is safe); a run in any other end state cannot be moved and fails the task without retrying.
+    """
+
+    template_fields: Sequence[str] = ("benchmark_run_id", "runloop_conn_id")
+    operator_extra_links = (RunloopBenchmarkRunLink(),)
+    done_state: BenchmarkRunState
+    # Appended to the refusal message: what the user can do instead.
+    _after_refusal = ""
+
+    def __init__(
+        self,
+        *,
+        benchmark_run_id: str,
+        runloop_conn_id: str = RunloopHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.benchmark_run_id = benchmark_run_id
+        self.runloop_conn_id = runloop_conn_id
+        if not _rendered_later(benchmark_run_id):
+            validate_id("benchmark_run_id", benchmark_run_id)
+        check_text("runloop_conn_id", runloop_conn_id)
+
+    @cached_property
+    def hook(self) -> RunloopHook:
+        """The hook for ``runloop_conn_id``."""
+        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        run_id = validate_id("benchmark_run_id", self.benchmark_run_id)
+        hook = self.hook
+        try:
+            run = hook.get_benchmark_run(run_id)
+            url = benchmark_run_url(hook.get_conn().base_url, run.id, run.benchmark_id)
+            RunloopBenchmarkRunLink.persist(context, url)
+            state = known_benchmark_run_state(run)
+            if state is self.done_state:
+                self.log.info("Benchmark run %s is already %s: nothing to do", run.id, state.value)
+                return _run_outcome(run, url, changed=False)
+            if state is not BenchmarkRunState.RUNNING:
+                raise AirflowFailException(
+                    f"Benchmark run {run.id} is {state.value} and cannot be {self.done_state.value}: only "
+                    f"a running run can be.{self._after_refusal}"
+                )
+            self._check_before_acting(run.id)
+            moved = self._act(hook, run.id)
+        finally:
+            hook.close()
+        self.log.info("Benchmark run %s is now %s (score %s)", moved.id, moved.state, moved.score)
+        return _run_outcome(moved, url, changed=True)
+
+    def _check_before_acting(self, run_id: str) -> None:
+        """Raise to refuse the action; the default accepts."""
+
+    def _act(self, hook: RunloopHook, run_id: str) -> BenchmarkRunView:
+        raise NotImplementedError
+
+
+class RunloopCompleteBenchmarkRunOperator(_BenchmarkRunActionOperator):
     """Complete a running (interactive) benchmark run, once all its scenario runs are over.
 
     Runloop then computes the run's score. Idempotent: a run that is already ``completed`` is left as
@@ -923,56 +982,20 @@ class RunloopCompleteBenchmarkRunOperator(BaseOperator):
         those keep their state and count as unscored in the run's score.
     """
 
-    template_fields: Sequence[str] = ("benchmark_run_id", "runloop_conn_id")
-    operator_extra_links = (RunloopBenchmarkRunLink(),)
     ui_color = "#e8f0fe"
+    done_state = BenchmarkRunState.COMPLETED
+    _after_refusal = " Start a new run to try again."
 
-    def __init__(
-        self,
-        *,
-        benchmark_run_id: str,
-        runloop_conn_id: str = RunloopHook.default_conn_name,
-        allow_active_scenario_runs: bool = False,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, allow_active_scenario_runs: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.benchmark_run_id = benchmark_run_id
-        self.runloop_conn_id = runloop_conn_id
         self.allow_active_scenario_runs = check_flag("allow_active_scenario_runs", allow_active_scenario_runs)
-        if not _rendered_later(benchmark_run_id):
-            validate_id("benchmark_run_id", benchmark_run_id)
-        check_text("runloop_conn_id", runloop_conn_id)
 
-    @cached_property
-    def hook(self) -> RunloopHook:
-        """The hook for ``runloop_conn_id``."""
-        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
+    def _act(self, hook: RunloopHook, run_id: str) -> BenchmarkRunView:
+        return hook.complete_benchmark_run(run_id)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        run_id = validate_id("benchmark_run_id", self.benchmark_run_id)
-        hook = self.hook
-        try:
-            run = hook.get_benchmark_run(run_id)
-            url = benchmark_run_url(hook.get_conn().base_url, run.id, run.benchmark_id)
-            RunloopBenchmarkRunLink.persist(context, url)
-            state = _known_run_state(run)
-            if state is BenchmarkRunState.COMPLETED:
-                self.log.info("Benchmark run %s is already completed: nothing to do", run.id)
-                return _run_outcome(run, url, changed=False)
-            if state is not BenchmarkRunState.RUNNING:
-                raise AirflowFailException(
-                    f"Benchmark run {run.id} is {state.value} and cannot be completed: only a running run "
-                    "can be. Start a new run to try again."
-                )
-            if not self.allow_active_scenario_runs:
-                self._refuse_if_active(run.id)
-            completed = hook.complete_benchmark_run(run.id)
-        finally:
-            hook.close()
-        self.log.info("Completed benchmark run %s (score %s)", completed.id, completed.score)
-        return _run_outcome(completed, url, changed=True)
-
-    def _refuse_if_active(self, run_id: str) -> None:
+    def _check_before_acting(self, run_id: str) -> None:
+        if self.allow_active_scenario_runs:
+            return
         counts = {
             state: self.hook.count_scenario_runs(run_id, state=state) for state in _ACTIVE_SCENARIO_STATES
         }
@@ -987,7 +1010,7 @@ class RunloopCompleteBenchmarkRunOperator(BaseOperator):
             )
 
 
-class RunloopCancelBenchmarkRunOperator(BaseOperator):
+class RunloopCancelBenchmarkRunOperator(_BenchmarkRunActionOperator):
     """Cancel a benchmark run: Runloop cancels its running scenario runs and scores what finished.
 
     Idempotent: a run that is already ``canceled`` is left as it is. A ``completed`` or ``failed`` run
@@ -1000,50 +1023,11 @@ class RunloopCancelBenchmarkRunOperator(BaseOperator):
     :param runloop_conn_id: the Runloop connection (templated).
     """
 
-    template_fields: Sequence[str] = ("benchmark_run_id", "runloop_conn_id")
-    operator_extra_links = (RunloopBenchmarkRunLink(),)
     ui_color = "#fde8e8"
+    done_state = BenchmarkRunState.CANCELED
 
-    def __init__(
-        self,
-        *,
-        benchmark_run_id: str,
-        runloop_conn_id: str = RunloopHook.default_conn_name,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.benchmark_run_id = benchmark_run_id
-        self.runloop_conn_id = runloop_conn_id
-        if not _rendered_later(benchmark_run_id):
-            validate_id("benchmark_run_id", benchmark_run_id)
-        check_text("runloop_conn_id", runloop_conn_id)
-
-    @cached_property
-    def hook(self) -> RunloopHook:
-        """The hook for ``runloop_conn_id``."""
-        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        run_id = validate_id("benchmark_run_id", self.benchmark_run_id)
-        hook = self.hook
-        try:
-            run = hook.get_benchmark_run(run_id)
-            url = benchmark_run_url(hook.get_conn().base_url, run.id, run.benchmark_id)
-            RunloopBenchmarkRunLink.persist(context, url)
-            state = _known_run_state(run)
-            if state is BenchmarkRunState.CANCELED:
-                self.log.info("Benchmark run %s is already canceled: nothing to do", run.id)
-                return _run_outcome(run, url, changed=False)
-            if state is not BenchmarkRunState.RUNNING:
-                raise AirflowFailException(
-                    f"Benchmark run {run.id} is {state.value} and cannot be canceled: only a running run "
-                    "can be."
-                )
-            canceled = hook.cancel_benchmark_run(run.id)
-        finally:
-            hook.close()
-        self.log.info("Canceled benchmark run %s (score %s)", canceled.id, canceled.score)
-        return _run_outcome(canceled, url, changed=True)
+    def _act(self, hook: RunloopHook, run_id: str) -> BenchmarkRunView:
+        return hook.cancel_benchmark_run(run_id)
 
 
 class RunloopCreateBenchmarkJobOperator(BaseOperator):
@@ -1214,21 +1198,9 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the job's XCom value, or raise what the event says."""
-        status = event.get("status") if isinstance(event, dict) else None
-        if status not in EVENT_STATUSES:
-            raise RunloopInvalidResponseError(
-                f"The Runloop job trigger sent an event this task cannot read (status {status!r}); "
-                "clear the task to wait again."
-            )
-        assert isinstance(event, dict)
-        message = str(event.get("message", ""))
-        if status == "timeout":
-            raise self._wait_timed_out(message)
-        if status == "error":
-            raise RunloopError(message)
-        summary = event.get("job")
-        if not isinstance(summary, dict):
-            raise RunloopInvalidResponseError(f"The Runloop job trigger's {status} event has no job summary")
+        status, message, summary = read_trigger_event(
+            event, "job", timed_out=self._wait_timed_out, source="Runloop job trigger"
+        )
         verdict = BenchmarkJobVerdict(
             done=True, success=status == "success", message=message, summary=summary
         )
@@ -1501,16 +1473,6 @@ def _job_matches(job: BenchmarkJobView, spec: dict[str, Any]) -> bool:
         if sorted(names) != sorted(config["name"] for config in spec["agent_configs"]):
             return False
     return True
-
-
-def _known_run_state(run: BenchmarkRunView) -> BenchmarkRunState:
-    try:
-        return BenchmarkRunState(run.state)
-    except ValueError:
-        raise RunloopUnknownStateError(
-            f"Benchmark run {run.id} is in state {run.state!r}, which this provider does not know; "
-            "upgrade airflow-provider-runloop, or report the new state to its maintainers."
-        ) from None
 
 
 def _state_name(state: object) -> str:

@@ -24,12 +24,11 @@ from airflow_provider_runloop.client import validate_id
 from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
     RunloopError,
-    RunloopInvalidResponseError,
 )
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.links import RunloopBenchmarkRunLink, benchmark_run_url
 from airflow_provider_runloop.progress import BenchmarkRunSummary, BenchmarkRunVerdict
-from airflow_provider_runloop.triggers.runloop import EVENT_STATUSES, RunloopBenchmarkRunTrigger
+from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger, read_trigger_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -162,21 +161,9 @@ class BenchmarkRunWaitMixin:
 
     def _verdict_from_event(self, event: dict[str, Any] | None) -> BenchmarkRunVerdict:
         """Read the trigger's event: the verdict, or raise what the event says (time-out, error)."""
-        status = event.get("status") if isinstance(event, dict) else None
-        if status not in EVENT_STATUSES:
-            raise RunloopInvalidResponseError(
-                f"The Runloop trigger sent an event this task cannot read (status {status!r}); "
-                "clear the task to wait again."
-            )
-        assert isinstance(event, dict)
-        message = str(event.get("message", ""))
-        if status == "timeout":
-            raise self._wait_timed_out(message)
-        if status == "error":
-            raise RunloopError(message)
-        summary = event.get("summary")
-        if not isinstance(summary, dict):
-            raise RunloopInvalidResponseError(f"The Runloop trigger's {status} event has no summary")
+        _, _, summary = read_trigger_event(
+            event, "summary", timed_out=self._wait_timed_out, source="Runloop trigger"
+        )
         verdict = BenchmarkRunVerdict(BenchmarkRunSummary.from_dict(summary))
         self.log.info("%s", verdict.message)
         return verdict

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
     RunloopError,
+    RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopUnknownStateError,
 )
@@ -47,10 +48,40 @@ __all__ = [
     "RunloopBenchmarkJobTrigger",
     "RunloopBenchmarkRunTrigger",
     "judge_benchmark_job",
+    "read_trigger_event",
 ]
 
 #: The ``status`` values of a trigger's one event.
 EVENT_STATUSES = frozenset({"success", "failure", "timeout", "error"})
+
+
+def read_trigger_event(
+    event: object, payload_key: str, *, timed_out: Callable[[str], BaseException], source: str
+) -> tuple[str, str, dict[str, Any]]:
+    """Check one of our triggers' events; raise what a ``timeout`` or ``error`` event says.
+
+    :param event: the event payload as the task received it.
+    :param payload_key: where a ``success``/``failure`` event carries its summary (``summary``, ``job``).
+    :param timed_out: builds the exception a ``timeout`` raises (the sensor and the operators differ).
+    :param source: names the trigger in error messages.
+    :return: ``(status, message, payload)`` for a ``success`` or ``failure`` event.
+    """
+    status = event.get("status") if isinstance(event, dict) else None
+    if not isinstance(event, dict) or status not in EVENT_STATUSES:
+        raise RunloopInvalidResponseError(
+            f"The {source} sent an event this task cannot read (status {status!r}); clear the task to "
+            "wait again."
+        )
+    message = str(event.get("message", ""))
+    if status == "timeout":
+        raise timed_out(message)
+    if status == "error":
+        raise RunloopError(message)
+    payload = event.get(payload_key)
+    if not isinstance(payload, dict):
+        raise RunloopInvalidResponseError(f"The {source}'s {status} event has no {payload_key}")
+    return status, message, payload
+
 
 # Errors no retry can fix: end the wait at once instead of spending the failure budget.
 _FATAL_ERRORS = (

@@ -350,7 +350,7 @@ def test_job_reads_trigger_events() -> None:
         operator.execute_complete({"ti": _TI()}, event={"status": "error", "message": "boom"})  # type: ignore[arg-type]
     with pytest.raises(RunloopError, match="The job goes on: a retry of this task reattaches"):
         operator.execute_complete({"ti": _TI()}, event={"status": "timeout", "message": "late"})  # type: ignore[arg-type]
-    with pytest.raises(RunloopInvalidResponseError, match="has no job summary"):
+    with pytest.raises(RunloopInvalidResponseError, match="event has no job"):
         operator.execute_complete({"ti": _TI()}, event={"status": "success", "message": "", "job": None})  # type: ignore[arg-type]
 
 
