@@ -116,14 +116,25 @@ class BenchmarkRunWaitMixin:
         except RunloopError as exc:
             if not getattr(exc, "retryable", False):
                 raise
-            self._poll_failures += 1
+            self._poll_failures = self._recall_poll_failures(context) + 1
+            self._remember_poll_failures(context, self._poll_failures)
             if self._poll_failures > self.max_consecutive_poll_failures:
                 raise
             self.log.warning("Poll %d in a row failed: %s", self._poll_failures, exc)
             return None
+        if self._recall_poll_failures(context):
+            self._remember_poll_failures(context, 0)
         self._poll_failures = 0
         self.log.info("%s", verdict.message)
         return verdict
+
+    def _recall_poll_failures(self, context: Context) -> int:
+        """Failed polls in a row so far (kept in memory; the sensor keeps them across reschedules)."""
+        return self._poll_failures
+
+    def _remember_poll_failures(self, context: Context, failures: int) -> None:
+        """Keep the count of failed polls in a row where the next poll will find it."""
+        self._poll_failures = failures
 
     def _prepare(self, context: Context) -> None:
         """Once per try: the dashboard link and the expected scenarios."""
@@ -204,9 +215,7 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         canceled (default), or succeed and report them in the summary.
     :param max_consecutive_poll_failures: polls in a row that may fail (each after the client's own
         retries) before the wait gives up; default 5. Authentication and not-found errors fail at
-        once. In ``mode="reschedule"`` every poke is a fresh process and Airflow keeps no state
-        between pokes, so there a failed poll fails the try at once and the task's ``retries`` are
-        the budget: only ``0`` (or the default) is accepted with that mode.
+        once. In ``mode="reschedule"`` the count is kept in Airflow's task state store between pokes.
     :param deferrable: wait in the triggerer instead of a worker slot (default: the
         ``[operators] default_deferrable`` setting). Checks once before deferring.
     """
@@ -223,7 +232,7 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         expected_scenario_count: int | None = None,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
-        max_consecutive_poll_failures: int | None = None,
+        max_consecutive_poll_failures: int = 5,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -234,9 +243,10 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
             expected_scenario_count=expected_scenario_count,
             accept_scored=accept_scored,
             fail_on_scenario_failure=fail_on_scenario_failure,
-            max_consecutive_poll_failures=_poll_failure_budget(self.mode, max_consecutive_poll_failures),
+            max_consecutive_poll_failures=max_consecutive_poll_failures,
         )
         self.deferrable = check_flag("deferrable", deferrable)
+        self._deadline: float | None = None
 
     def execute(self, context: Context) -> Any:
         # Templates are rendered by now: check the id before the first request.
@@ -246,28 +256,59 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         verdict = self._check(context)
         if verdict is not None and verdict.done:
             return self._finish(verdict)
-        deadline = self._wait_deadline(context, float(self.timeout))
         # Watch only: the sensor did not start the run, so killing it never cancels the run.
-        self._defer_wait(self._wait_trigger(deadline, float(self.poke_interval)))
+        self._defer_wait(self._wait_trigger(self._timeout_deadline(context), float(self.poke_interval)))
 
     def poke(self, context: Context) -> PokeReturnValue:
         verdict = self._check(context)
-        if verdict is None or not verdict.done:
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(verdict))
+        if verdict is not None and verdict.done:
+            return PokeReturnValue(is_done=True, xcom_value=self._finish(verdict))
+        if time.time() >= self._timeout_deadline(context):
+            message = f"Benchmark run {self.benchmark_run_id} was not done within the sensor's timeout"
+            if verdict is not None:
+                message += f": {verdict.message}"
+            raise AirflowSensorTimeout(message)
+        return PokeReturnValue(is_done=False)
+
+    def _timeout_deadline(self, context: Context) -> float:
+        """When the wait times out: ``timeout`` after this task instance first started waiting.
+
+        The start is kept in Airflow's task state store under the first try since the task was last
+        cleared, so neither a retry, a reschedule nor a deferral's resumption extends the time-out,
+        while clearing the task starts a new window. Without a state store (a task run outside
+        Airflow) it counts from this call.
+        """
+        if self._deadline is None:
+            store, ti = context.get("task_state_store"), context.get("ti")
+            started: Any = None
+            if store is not None and ti is not None:
+                # ti.max_tries grows when the task is cleared: the first try of this series of tries.
+                key = f"runloop_wait_started_at_{ti.max_tries - (self.retries or 0) + 1}"
+                started = store.get(key)
+                if not isinstance(started, (int, float)) or isinstance(started, bool):
+                    started = time.time()
+                    store.set(key, started)
+            self._deadline = (started if started is not None else time.time()) + float(self.timeout)
+        return self._deadline
+
+    def _recall_poll_failures(self, context: Context) -> int:
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is None:
+            return self._poll_failures
+        # Each poke in reschedule mode runs in a fresh process: the count lives in the state store.
+        failures = store.get(self._failures_key(context), 0)
+        return failures if isinstance(failures, int) else 0
+
+    def _remember_poll_failures(self, context: Context, failures: int) -> None:
+        self._poll_failures = failures
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is not None:
+            store.set(self._failures_key(context), failures)
+
+    @staticmethod
+    def _failures_key(context: Context) -> str:
+        return f"runloop_poll_failures_try_{context['ti'].try_number}"
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the summary, or raise what the event says."""
         return self._finish(self._verdict_from_event(event))
-
-
-def _poll_failure_budget(mode: str, requested: int | None) -> int:
-    if mode != "reschedule":
-        return 5 if requested is None else check_count("max_consecutive_poll_failures", requested, minimum=0)
-    if requested not in (None, 0):
-        raise ValueError(
-            "max_consecutive_poll_failures cannot be used with mode='reschedule': each poke runs in a "
-            "fresh process and Airflow keeps no state between pokes to count failures in. Leave it "
-            "unset (a failed poll then fails the try) and use the task's retries instead."
-        )
-    return 0

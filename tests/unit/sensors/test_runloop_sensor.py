@@ -11,6 +11,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
     RunloopError,
     RunloopInvalidResponseError,
+    RunloopServerError,
 )
 from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 
@@ -81,12 +82,82 @@ def test_bad_options_are_rejected_at_construction(kwargs: dict[str, Any], messag
         _sensor(**kwargs)
 
 
-def test_poll_failure_budget_depends_on_the_mode() -> None:
-    assert _sensor().max_consecutive_poll_failures == 5
-    assert _sensor(deferrable=True, max_consecutive_poll_failures=2).max_consecutive_poll_failures == 2
-    assert _sensor(mode="reschedule").max_consecutive_poll_failures == 0
-    with pytest.raises(ValueError, match="cannot be used with mode='reschedule'"):
-        _sensor(mode="reschedule", max_consecutive_poll_failures=3)
+class FakeStateStore:
+    """Airflow's task state store, as far as the sensor uses it (get/set of JSON values)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+class FakeTI:
+    # Airflow's numbers: max_tries starts at the task's retries and grows when the task is cleared.
+    def __init__(self, try_number: int = 1, max_tries: int = 0) -> None:
+        self.try_number = try_number
+        self.max_tries = max_tries
+
+
+def _context(store: FakeStateStore, ti: FakeTI) -> Any:
+    return {"task_state_store": store, "ti": ti}
+
+
+def test_timeout_counts_from_the_first_try_and_restarts_when_cleared() -> None:
+    store = FakeStateStore()
+    first = _sensor(timeout=100, retries=1)._timeout_deadline(
+        _context(store, FakeTI(try_number=1, max_tries=1))
+    )
+    # The retry (try 2 of the same series) keeps the window...
+    retry = _sensor(timeout=100, retries=1)._timeout_deadline(
+        _context(store, FakeTI(try_number=2, max_tries=1))
+    )
+    assert retry == first
+    # ...clearing the task raises max_tries: a new series, a new window.
+    store.values = {k: v - 1000 for k, v in store.values.items()}
+    cleared = _sensor(timeout=100, retries=1)._timeout_deadline(
+        _context(store, FakeTI(try_number=3, max_tries=3))
+    )
+    assert cleared > first - 1000
+    assert len(store.values) == 2
+
+
+def test_poke_times_out_once_the_first_tries_window_is_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FakeStateStore()
+    store.set("runloop_wait_started_at_1", 1.0)  # long ago
+    sensor = _sensor(timeout=60)
+    sensor._prepared = True
+    monkeypatch.setattr(sensor.hook, "check_benchmark_run", lambda *a, **k: _not_done_verdict())
+    with pytest.raises(AirflowSensorTimeout, match="not done within the sensor's timeout"):
+        sensor.poke(_context(store, FakeTI(try_number=1, max_tries=0)))
+
+
+def test_reschedule_mode_counts_failed_polls_across_pokes(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FakeStateStore()
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RunloopServerError(503, "GET", "/v1/benchmark_runs/bmr_1")
+
+    def poke_once() -> Any:
+        # Each poke in reschedule mode is a fresh task object.
+        sensor = _sensor(mode="reschedule", max_consecutive_poll_failures=1, timeout=3600)
+        sensor._prepared = True
+        monkeypatch.setattr(sensor.hook, "check_benchmark_run", failing)
+        return sensor.poke(_context(store, FakeTI()))
+
+    assert poke_once().is_done is False
+    with pytest.raises(RunloopServerError):
+        poke_once()
+    assert store.get("runloop_poll_failures_try_1") == 2
+
+
+def _not_done_verdict() -> Any:
+    from airflow_provider_runloop.progress import BenchmarkRunSummary, BenchmarkRunVerdict
+
+    return BenchmarkRunVerdict(BenchmarkRunSummary.from_dict({**SUMMARY, "done": False, "success": False}))
 
 
 def test_success_event_returns_the_summary() -> None:
