@@ -9,15 +9,14 @@ running fast. When a test fails, the end of every component's log is added to it
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support.airflow_stack import AirflowStack, free_port, poll_until, stop_process_group
+from support.airflow_stack import AirflowStack
+from support.moto_s3 import moto_s3_server
 
 from airflow_provider_runloop.testing import RealClock, RunloopEmulator
 
@@ -87,29 +86,8 @@ def runloop_connection(api: httpx.Client, emulator: RunloopEmulator) -> dict[str
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3-compatible server on a free loopback port, stopped by its PID."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def up() -> bool | None:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto server exited with status {process.returncode}")
-        try:
-            httpx.get(f"{endpoint}/moto-api/", timeout=1)
-        except httpx.HTTPError:
-            return None
-        return True
-
-    try:
-        poll_until("moto's S3 server", up, attempts=100, interval=0.1)
+    with moto_s3_server() as endpoint:
         yield endpoint
-    finally:
-        stop_process_group(process)
 
 
 @pytest.hookimpl(wrapper=True)

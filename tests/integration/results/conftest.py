@@ -8,12 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +16,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from support.moto_s3 import moto_s3_server
 
 from airflow_provider_runloop.testing import RunloopEmulator
 
@@ -233,7 +228,6 @@ class TaskInstanceStub:
 class S3Server:
     endpoint_url: str
     conn_id: str
-    pid: int
 
     def client(self) -> Any:
         import boto3
@@ -247,41 +241,11 @@ class S3Server:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server, started by this fixture on 127.0.0.1 and stopped by its PID."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start on {endpoint}") from None
-                time.sleep(0.1)
-        yield S3Server(endpoint_url=endpoint, conn_id="results_s3", pid=process.pid)
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+    with moto_s3_server() as endpoint:
+        yield S3Server(endpoint_url=endpoint, conn_id="results_s3")
 
 
 @pytest.fixture
