@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import heapq
+import math
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +44,7 @@ from airflow_provider_runloop.models import (
 )
 
 __all__ = [
+    "DEFAULT_FAILURE_SETTLE_SECONDS",
     "FINISHED_JOB_STATES",
     "MAX_LISTED_IDS",
     "MAX_SCORING_FUNCTIONS",
@@ -50,16 +52,19 @@ __all__ = [
     "BenchmarkRunVerdict",
     "CountsOutcome",
     "CountsVerdict",
+    "FailureHold",
     "ScenarioRunCounts",
     "ScenarioRunTally",
     "ScenarioStateClass",
     "assess_counts",
     "classify_scenario_state",
+    "expected_scenarios_matter",
     "format_progress",
     "judge",
     "known_benchmark_run_state",
     "normalise_job_state",
     "scored_is_final",
+    "settle_failure",
 ]
 
 MAX_LISTED_IDS: Final = 50
@@ -67,6 +72,13 @@ MAX_LISTED_IDS: Final = 50
 
 MAX_SCORING_FUNCTIONS: Final = 50
 """At most this many per-scoring-function mean scores are kept in a summary."""
+
+DEFAULT_FAILURE_SETTLE_SECONDS: Final = 60.0
+"""How long a scenario failure seen while the benchmark run is still open must hold before it is final.
+
+Runloop may retry a failed scenario (benchmark jobs with ``n_attempts > 0``, harnesses that re-run
+scenarios); between the failed run and the retry's new run, the listing looks finished. See
+``docs/completion-rule.md``."""
 
 # The one-line message names fewer ids than the summary holds, so that it stays readable in a log line
 # and the summary (which carries the message) stays small.
@@ -340,6 +352,7 @@ class BenchmarkRunSummary:
 
     :param benchmark_run_id: the benchmark run.
     :param benchmark_run_state: its state, as the API reported it.
+    :param benchmark_id: the benchmark it is a run of (``None`` for a run without one).
     :param done: the wait is over (successfully or not).
     :param success: the wait is over and the run is a success under the chosen policy.
     :param message: one human line: progress, or the verdict and why.
@@ -368,6 +381,7 @@ class BenchmarkRunSummary:
 
     benchmark_run_id: str
     benchmark_run_state: str
+    benchmark_id: str | None
     done: bool
     success: bool
     message: str
@@ -411,6 +425,8 @@ class BenchmarkRunSummary:
         return cls(
             benchmark_run_id=_read(data, "benchmark_run_id", str),
             benchmark_run_state=_read(data, "benchmark_run_state", str),
+            # Absent from summaries made before it was added (an event stored by an older version).
+            benchmark_id=None if data.get("benchmark_id") is None else _read(data, "benchmark_id", str),
             done=_read(data, "done", bool),
             success=_read(data, "success", bool),
             message=_read(data, "message", str),
@@ -438,10 +454,66 @@ class BenchmarkRunSummary:
 
 
 @dataclass(frozen=True)
+class FailureHold:
+    """A scenario failure seen while the benchmark run is still open, not yet final.
+
+    A retry of the failed scenario adds a scenario run, so the hold lasts while the number of scenario
+    runs stays the same and nothing is active; :func:`settle_failure` makes the failure final once it
+    has held for the settle window. The waiter keeps the hold between its polls (in memory, or in the
+    task state store between reschedule-mode pokes): ``to_dict`` / ``from_dict`` round-trip it.
+
+    :param since: when the waiter first saw this failure, in seconds on its own clock (``time.time()``).
+    :param total_scenario_runs: all scenario runs of the benchmark run at that moment, retries included.
+    """
+
+    since: float
+    total_scenario_runs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON primitives, for the task state store and trigger kwargs."""
+        return {"since": self.since, "total_scenario_runs": self.total_scenario_runs}
+
+    @classmethod
+    def from_dict(cls, data: object) -> FailureHold | None:
+        """The hold ``to_dict`` wrote, or ``None`` for anything else (then the window starts again)."""
+        if not isinstance(data, Mapping):
+            return None
+        since, total = data.get("since"), data.get("total_scenario_runs")
+        if (
+            isinstance(since, bool)
+            or not isinstance(since, (int, float))
+            or not math.isfinite(since)
+            or isinstance(total, bool)
+            or not isinstance(total, int)
+            or total < 0
+        ):
+            return None
+        return cls(float(since), total)
+
+    def holds(self, run_state: BenchmarkRunState, total_scenario_runs: int, active: int) -> bool:
+        """Whether nothing that could overturn the failure has happened: the run is still open, no run
+        is active and no scenario run was added."""
+        return (
+            run_state is BenchmarkRunState.RUNNING
+            and active == 0
+            and total_scenario_runs == self.total_scenario_runs
+        )
+
+    def remaining(self, now: float, settle_seconds: float) -> float:
+        """Seconds until the failure is final, if it keeps holding (0 once the window has passed)."""
+        return max(0.0, self.since + settle_seconds - now)
+
+
+@dataclass(frozen=True)
 class BenchmarkRunVerdict:
-    """``judge``'s answer: is the wait over, and did the run succeed. Details are in ``summary``."""
+    """``judge``'s answer: is the wait over, and did the run succeed. Details are in ``summary``.
+
+    ``failure_hold`` is set when a scenario failure is waiting out the settle window
+    (:func:`settle_failure`): pass it to the next poll.
+    """
 
     summary: BenchmarkRunSummary
+    failure_hold: FailureHold | None = None
 
     @property
     def done(self) -> bool:
@@ -482,6 +554,8 @@ class CountsVerdict:
 
     outcome: CountsOutcome
     summary: BenchmarkRunSummary
+    failure_hold: FailureHold | None = None
+    """Set when the counts show that a held failure still holds (the outcome is then ``NOT_DONE``)."""
 
     @property
     def needs_listing(self) -> bool:
@@ -501,6 +575,9 @@ def assess_counts(
     expected_count: int | None = None,
     expected_scenario_ids: Iterable[str] | None = None,
     accept_scored: bool = False,
+    failure_hold: FailureHold | None = None,
+    now: float = 0.0,
+    failure_settle_seconds: float = 0.0,
 ) -> CountsVerdict:
     """Decide from one cheap poll (the run plus four counts) whether a full listing is worth doing.
 
@@ -514,6 +591,11 @@ def assess_counts(
     :param expected_count: the number of scenarios the user expects; takes precedence over the ids.
     :param expected_scenario_ids: the benchmark's ``scenarioIds`` (used when no count is given).
     :param accept_scored: treat ``scored`` scenario runs as finished.
+    :param failure_hold: the hold the previous poll's verdict carried, if any. While the counts show it
+        still holds and its window has not passed, the outcome is ``NOT_DONE`` (no listing needed) and
+        the verdict carries the hold on.
+    :param now: the caller's clock (``time.time()``), for the hold.
+    :param failure_settle_seconds: the settle window (see :func:`settle_failure`).
     :raises RunloopUnknownStateError: if the benchmark run's state is unknown.
     :raises ValueError: if ``expected_count`` is not a positive integer.
     """
@@ -534,11 +616,20 @@ def assess_counts(
         outcome = CountsOutcome.LIST_TO_CONFIRM
     else:
         outcome = CountsOutcome.NOT_DONE
+    holding = (
+        outcome is CountsOutcome.LIST_TO_CONFIRM
+        and failure_hold is not None
+        and failure_hold.holds(run_state, counts.total, active)
+        and failure_hold.remaining(now, failure_settle_seconds) > 0
+    )
+    if holding:
+        outcome = CountsOutcome.NOT_DONE
 
     failed_now = outcome is CountsOutcome.FAILED
     summary = BenchmarkRunSummary(
         benchmark_run_id=run.id,
         benchmark_run_state=run_state.value,
+        benchmark_id=run.benchmark_id,
         done=failed_now,
         success=False,
         message="",
@@ -564,7 +655,89 @@ def assess_counts(
     message = format_progress(summary)
     if failed_now:
         message += f". Failed: {_run_failure_reason(run_state)}."
+    if holding:
+        assert failure_hold is not None
+        message += _holding_note(failure_hold.remaining(now, failure_settle_seconds))
+        return CountsVerdict(outcome, dataclasses.replace(summary, message=message), failure_hold)
     return CountsVerdict(outcome, dataclasses.replace(summary, message=message))
+
+
+def expected_scenarios_matter(
+    run: BenchmarkRunView, counts: ScenarioRunCounts | None, *, accept_scored: bool = False
+) -> bool:
+    """Whether this poll's verdict depends on the expected scenarios (so they are worth fetching now).
+
+    They do not while a scenario run is active, before any has started, or once the benchmark run has
+    failed or was canceled: the verdict is the same whatever they are. A waiter can therefore fetch the
+    benchmark's ``scenarioIds`` (large for a large benchmark) only near the end of the wait.
+
+    :param run: the benchmark run, freshly fetched.
+    :param counts: this poll's counts, or ``None`` when the server gave none (the listing then decides).
+    :param accept_scored: as in :func:`assess_counts`.
+    """
+    run_state = known_benchmark_run_state(run)
+    if run_state in _FAILED_RUN_STATES:
+        return False
+    if counts is None or run_state is BenchmarkRunState.COMPLETED:
+        return True
+    active = _active_count(counts.by_state(), accept_scored=scored_is_final(run_state, accept_scored))
+    return counts.total > 0 and active == 0
+
+
+def settle_failure(
+    verdict: BenchmarkRunVerdict,
+    *,
+    failure_hold: FailureHold | None,
+    now: float,
+    failure_settle_seconds: float,
+) -> BenchmarkRunVerdict:
+    """Keep a failure that a retry could still overturn from ending the wait until it has held.
+
+    A verdict that names failed scenarios while the benchmark run is still ``running`` may be
+    overturned: Runloop can retry a failed scenario, and between the failed run and the retry's new run
+    the listing looks finished. Such a verdict is final only once the same failure has held (no scenario
+    run added, none active, the run still open) for ``failure_settle_seconds`` on the caller's clock;
+    until then this returns a not-done verdict carrying the :class:`FailureHold` to pass to the next
+    poll. Everything else passes through unchanged: a success with no failed scenario (final at once),
+    a run that is ``completed`` (closed: nothing more will start), ``failed`` or ``canceled``, and any
+    verdict when ``failure_settle_seconds`` is ``0``.
+
+    This applies whether the failures fail the task or are accepted (``fail_on_scenario_failure=False``):
+    either way a retry would change what the summary and an export say.
+
+    :param verdict: ``judge``'s verdict for this poll.
+    :param failure_hold: the hold the previous poll's verdict carried, if any.
+    :param now: the caller's clock (``time.time()``).
+    :param failure_settle_seconds: the settle window, seconds ``>= 0``.
+    """
+    summary = verdict.summary
+    open_failure = (
+        summary.done
+        and summary.benchmark_run_state == BenchmarkRunState.RUNNING.value
+        and bool(summary.failed_scenario_count)
+    )
+    if not open_failure or failure_settle_seconds <= 0:
+        return BenchmarkRunVerdict(summary)
+    hold = failure_hold
+    if hold is None or hold.total_scenario_runs != summary.total_scenario_runs:
+        hold = FailureHold(since=now, total_scenario_runs=summary.total_scenario_runs)
+    remaining = hold.remaining(now, failure_settle_seconds)
+    if remaining <= 0:
+        return BenchmarkRunVerdict(summary)
+    held = dataclasses.replace(
+        summary,
+        done=False,
+        success=False,
+        message=format_progress(summary) + _holding_note(remaining),
+    )
+    return BenchmarkRunVerdict(held, hold)
+
+
+def _holding_note(remaining: float) -> str:
+    return (
+        ". Scenarios failed while the benchmark run is still open: the verdict is final in "
+        f"{math.ceil(remaining)} s unless a retry starts"
+    )
 
 
 def judge(
@@ -650,6 +823,7 @@ def judge(
     summary = BenchmarkRunSummary(
         benchmark_run_id=run.id,
         benchmark_run_state=run_state.value,
+        benchmark_id=run.benchmark_id,
         done=done,
         success=done and failure_reason is None,
         message="",

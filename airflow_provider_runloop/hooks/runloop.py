@@ -12,6 +12,8 @@ and read the connection with Airflow's async API, so they never block its event 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +42,16 @@ from airflow_provider_runloop.models import (
     ScenarioRunView,
 )
 from airflow_provider_runloop.progress import (
+    DEFAULT_FAILURE_SETTLE_SECONDS,
     BenchmarkRunVerdict,
     CountsOutcome,
+    FailureHold,
     ScenarioRunCounts,
     ScenarioRunTally,
     assess_counts,
+    expected_scenarios_matter,
     judge,
+    settle_failure,
 )
 
 # One cheap poll counts these (with the unfiltered total first): everything else is derived.
@@ -75,6 +81,7 @@ class RunloopHook(BaseHook):
         self.runloop_conn_id = runloop_conn_id
         self._client: RunloopClient | None = None
         self._async_client: AsyncRunloopClient | None = None
+        self._expected_by_benchmark: dict[str | None, list[str] | None] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(runloop_conn_id={self.runloop_conn_id!r})"
@@ -156,33 +163,61 @@ class RunloopHook(BaseHook):
         *,
         expected_count: int | None = None,
         expected_scenario_ids: Sequence[str] | None = None,
+        expected_from_benchmark: bool = False,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
+        failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
+        failure_hold: FailureHold | None = None,
     ) -> BenchmarkRunVerdict:
         """Poll a benchmark run once and apply the completion rule.
 
-        While scenario runs are active this costs five small requests (the run and four
-        ``limit=1`` counts) whatever the run's size; only when the counts say the run may be done
-        (or it failed) are the scenario runs listed, once, streamed into a tally.
+        The benchmark run is fetched exactly once. While scenario runs are active this costs five small
+        requests (the run and four ``limit=1`` counts) whatever the run's size; only when the counts say
+        the run may be done (or it failed) are the scenario runs listed, once, streamed into a tally.
+
+        A scenario failure seen while the benchmark run is still open is not final at once (Runloop may
+        retry the scenario): the verdict is then not done and carries a ``failure_hold``; pass it to the
+        next call, and the failure becomes final once it has held for ``failure_settle_seconds`` (see
+        :func:`~airflow_provider_runloop.progress.settle_failure`).
 
         :param benchmark_run_id: the benchmark run to check.
         :param expected_count: how many scenarios the run should have; takes precedence.
         :param expected_scenario_ids: the scenarios the run should have (see
             :meth:`get_expected_scenario_ids`).
+        :param expected_from_benchmark: when neither of the above is given, expect the benchmark's
+            ``scenarioIds``, fetched (once per hook) only when the verdict depends on them, which is
+            near the end of the wait.
         :param accept_scored: count ``scored`` scenario runs as finished.
         :param fail_on_scenario_failure: fail the verdict when scenarios failed (default), or only
             report them.
+        :param failure_settle_seconds: how long a failure in an open run must hold before it is final;
+            ``0`` makes it final at once.
+        :param failure_hold: the previous call's ``verdict.failure_hold``.
         """
-        rule = _Rule(expected_count, expected_scenario_ids, accept_scored, fail_on_scenario_failure)
+        rule = _Rule(
+            expected_count,
+            expected_scenario_ids,
+            accept_scored,
+            fail_on_scenario_failure,
+            failure_settle_seconds,
+            failure_hold,
+        )
         client = self.get_conn()
         run = client.get_benchmark_run(benchmark_run_id)
-        totals = [client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES]
-        verdict = rule.from_counts(run, totals)
+        counts = _counts(
+            [client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES]
+        )
+        if expected_from_benchmark and rule.wants_expected(run, counts):
+            # A benchmark's scenarioIds can be large: fetched once per hook, and only when they matter.
+            if run.benchmark_id not in self._expected_by_benchmark:
+                self._expected_by_benchmark[run.benchmark_id] = self.get_expected_scenario_ids(run)
+            rule = rule.expecting(self._expected_by_benchmark[run.benchmark_id])
+        verdict = rule.from_counts(run, counts, time.time())
         if verdict is not None:
             return verdict
         tally = ScenarioRunTally()
         tally.extend(client.list_scenario_runs(benchmark_run_id))
-        return rule.from_tally(run, tally)
+        return rule.from_tally(run, tally, time.time())
 
     async def acheck_benchmark_run(
         self,
@@ -190,23 +225,38 @@ class RunloopHook(BaseHook):
         *,
         expected_count: int | None = None,
         expected_scenario_ids: Sequence[str] | None = None,
+        expected_from_benchmark: bool = False,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
+        failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
+        failure_hold: FailureHold | None = None,
     ) -> BenchmarkRunVerdict:
         """Async twin of :meth:`check_benchmark_run` (the four counts are sent concurrently)."""
-        rule = _Rule(expected_count, expected_scenario_ids, accept_scored, fail_on_scenario_failure)
+        rule = _Rule(
+            expected_count,
+            expected_scenario_ids,
+            accept_scored,
+            fail_on_scenario_failure,
+            failure_settle_seconds,
+            failure_hold,
+        )
         client = await self.aget_conn()
         run = await client.get_benchmark_run(benchmark_run_id)
         totals = await asyncio.gather(
             *(client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES)
         )
-        verdict = rule.from_counts(run, list(totals))
+        counts = _counts(list(totals))
+        if expected_from_benchmark and rule.wants_expected(run, counts):
+            if run.benchmark_id not in self._expected_by_benchmark:
+                self._expected_by_benchmark[run.benchmark_id] = await self.aget_expected_scenario_ids(run)
+            rule = rule.expecting(self._expected_by_benchmark[run.benchmark_id])
+        verdict = rule.from_counts(run, counts, time.time())
         if verdict is not None:
             return verdict
         tally = ScenarioRunTally()
         async for scenario_run in client.list_scenario_runs(benchmark_run_id):
             tally.add(scenario_run)
-        return rule.from_tally(run, tally)
+        return rule.from_tally(run, tally, time.time())
 
     def get_expected_scenario_ids(self, run: BenchmarkRunView) -> list[str] | None:
         """The scenarios a run should have: its benchmark's ``scenarioIds``, or ``None`` if unknown."""
@@ -507,26 +557,43 @@ class _Rule:
     expected_scenario_ids: Sequence[str] | None
     accept_scored: bool
     fail_on_scenario_failure: bool
+    failure_settle_seconds: float
+    failure_hold: FailureHold | None
 
-    def from_counts(self, run: BenchmarkRunView, totals: list[int | None]) -> BenchmarkRunVerdict | None:
+    def wants_expected(self, run: BenchmarkRunView, counts: ScenarioRunCounts | None) -> bool:
+        """No expected scenarios are given yet, and this poll's verdict depends on them."""
+        return (
+            self.expected_count is None
+            and self.expected_scenario_ids is None
+            and expected_scenarios_matter(run, counts, accept_scored=self.accept_scored)
+        )
+
+    def expecting(self, scenario_ids: Sequence[str] | None) -> _Rule:
+        return dataclasses.replace(self, expected_scenario_ids=scenario_ids)
+
+    def from_counts(
+        self, run: BenchmarkRunView, counts: ScenarioRunCounts | None, now: float
+    ) -> BenchmarkRunVerdict | None:
         """The verdict when the counts settle "not done yet"; ``None`` when a listing must decide."""
-        if any(total is None for total in totals):
+        if counts is None:
             return None  # the server sent no total_count: list instead
-        total, running, scoring, scored = (t or 0 for t in totals)
         assessed = assess_counts(
             run,
-            ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored),
+            counts,
             expected_count=self.expected_count,
             expected_scenario_ids=self.expected_scenario_ids,
             accept_scored=self.accept_scored,
+            failure_hold=self.failure_hold,
+            now=now,
+            failure_settle_seconds=self.failure_settle_seconds,
         )
         if assessed.outcome is CountsOutcome.NOT_DONE:
-            return BenchmarkRunVerdict(assessed.summary)
+            return BenchmarkRunVerdict(assessed.summary, assessed.failure_hold)
         return None  # maybe done, or failed: one full listing gives the exact verdict and names failures
 
-    def from_tally(self, run: BenchmarkRunView, tally: ScenarioRunTally) -> BenchmarkRunVerdict:
-        """The exact verdict from the full listing."""
-        return judge(
+    def from_tally(self, run: BenchmarkRunView, tally: ScenarioRunTally, now: float) -> BenchmarkRunVerdict:
+        """The exact verdict from the full listing, with a failure in an open run held."""
+        verdict = judge(
             run,
             tally,
             expected_count=self.expected_count,
@@ -534,6 +601,20 @@ class _Rule:
             accept_scored=self.accept_scored,
             fail_on_scenario_failure=self.fail_on_scenario_failure,
         )
+        return settle_failure(
+            verdict,
+            failure_hold=self.failure_hold,
+            now=now,
+            failure_settle_seconds=self.failure_settle_seconds,
+        )
+
+
+def _counts(totals: list[int | None]) -> ScenarioRunCounts | None:
+    """This poll's counts, or ``None`` if the server left any ``total_count`` out."""
+    if any(total is None for total in totals):
+        return None
+    total, running, scoring, scored = (t or 0 for t in totals)
+    return ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored)
 
 
 def _runs_to_cancel(job: BenchmarkJobView) -> list[str]:

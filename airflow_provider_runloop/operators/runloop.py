@@ -61,6 +61,7 @@ from airflow_provider_runloop.models import (
     ScenarioRunView,
 )
 from airflow_provider_runloop.progress import (
+    DEFAULT_FAILURE_SETTLE_SECONDS,
     MAX_LISTED_IDS,
     BenchmarkRunVerdict,
     ScenarioRunTally,
@@ -70,6 +71,7 @@ from airflow_provider_runloop.progress import (
     known_benchmark_run_state,
     normalise_job_state,
     scored_is_final,
+    settle_failure,
 )
 from airflow_provider_runloop.results import (
     RecordSchema,
@@ -156,6 +158,10 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         reports failures and downstream tasks decide.
     :param expected_scenario_count: how many scenarios the run should have; by default the benchmark's
         ``scenarioIds`` (when the run belongs to a benchmark), else unknown.
+    :param failure_settle_seconds: when the listing shows failed scenarios while the benchmark run is
+        still open, a retry could still add a run for them, so the export waits until the failure has
+        held this long (default 60; ``0``: export at once), then checks once more. If a run was added
+        meanwhile, nothing is written and the task fails as not ready. ``allow_partial`` exports at once.
     :param max_xcom_records_bytes: without a destination, the most bytes of JSON records put into XCom;
         above it the task fails and asks for a destination. XCom lives in the metadata database.
     :param page_size: scenario runs per listing request (1 to 5000; default 5000).
@@ -179,6 +185,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = False,
         expected_scenario_count: int | None = None,
+        failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         max_xcom_records_bytes: int = DEFAULT_MAX_XCOM_RECORDS_BYTES,
         page_size: int | None = None,
         **kwargs: Any,
@@ -196,6 +203,9 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
         self.expected_scenario_count = check_optional_count(
             "expected_scenario_count", expected_scenario_count
+        )
+        self.failure_settle_seconds = check_number(
+            "failure_settle_seconds", failure_settle_seconds, minimum=0
         )
         self.max_xcom_records_bytes = check_count("max_xcom_records_bytes", max_xcom_records_bytes, minimum=0)
         self.page_size = page_size
@@ -344,6 +354,14 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
                 accept_scored=self.accept_scored,
                 fail_on_scenario_failure=self.fail_on_scenario_failure,
             )
+            verdict = settle_failure(
+                verdict,
+                failure_hold=None,
+                now=time.time(),
+                failure_settle_seconds=self.failure_settle_seconds,
+            )
+            if verdict.failure_hold is not None and not self.allow_partial:
+                verdict = self._wait_for_failure_to_settle(verdict, expected_ids, listed=tally.total_runs)
             if not verdict.done:
                 if not self.allow_partial:
                     raise RunloopResultsNotReadyError(_not_ready_message(verdict, active))
@@ -366,6 +384,37 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             result["records"] = sink.records
             self.log.info("Returning %d records in XCom. %s", tally.total_runs, verdict.message)
         return result, verdict
+
+    def _wait_for_failure_to_settle(
+        self, verdict: BenchmarkRunVerdict, expected_ids: list[str] | None, *, listed: int
+    ) -> BenchmarkRunVerdict:
+        """Wait out a failure's settle window, then check the run once more (the same rule as a wait).
+
+        The records listed so far stand only if no scenario run was added meanwhile.
+        """
+        self.log.info("%s", verdict.message)
+        hold = verdict.failure_hold
+        while hold is not None:
+            time.sleep(max(hold.remaining(time.time(), self.failure_settle_seconds), 0.0))
+            verdict = self.hook.check_benchmark_run(
+                verdict.summary.benchmark_run_id,
+                expected_count=self.expected_scenario_count,
+                expected_scenario_ids=expected_ids,
+                accept_scored=self.accept_scored,
+                fail_on_scenario_failure=self.fail_on_scenario_failure,
+                failure_settle_seconds=self.failure_settle_seconds,
+                failure_hold=hold,
+            )
+            hold = verdict.failure_hold
+        if verdict.summary.total_scenario_runs != listed or not verdict.done:
+            raise RunloopResultsNotReadyError(
+                f"Not exporting the results of {verdict.summary.benchmark_run_id}: scenarios had failed "
+                "while the run was still open, and while the export waited for that to settle the run "
+                f"changed ({listed} scenario runs listed, now {verdict.summary.total_scenario_runs}: a "
+                f"retry started). ({verdict.message}) Nothing was written. Wait for the run first "
+                "(RunloopBenchmarkRunSensor) or retry later."
+            )
+        return verdict
 
 
 # --- helpers of the results export ------------------------------------------------------------------
@@ -731,6 +780,9 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         canceled (default), or succeed and report them in the summary.
     :param max_consecutive_poll_failures: polls in a row that may fail (each after the client's own
         retries) before the wait gives up.
+    :param failure_settle_seconds: while waiting, a scenario failure seen while the run is still open
+        ends the wait only once it has held this long (a retry could overturn it); default 60, ``0``:
+        at once. As for the sensor.
     """
 
     template_fields: Sequence[str] = (
@@ -762,6 +814,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
         max_consecutive_poll_failures: int = 5,
+        failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -781,6 +834,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
             accept_scored=accept_scored,
             fail_on_scenario_failure=fail_on_scenario_failure,
             max_consecutive_poll_failures=max_consecutive_poll_failures,
+            failure_settle_seconds=failure_settle_seconds,
         )
         self.benchmark_run_id = ""  # known once started
         self._started_run_id: str | None = None
@@ -849,7 +903,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         # The wait: the sensor's own steps (BenchmarkRunWaitMixin), with this run's snapshot as expected.
         self.benchmark_run_id = run.id
         self.expected_scenario_count = started["expected_scenario_count"]
-        self._prepared = True  # the link is stored and the expected count known
+        self._link_stored = True
         deadline = self._wait_deadline(context, self.wait_timeout)
         verdict = self._check(context)
         if self.deferrable and (verdict is None or not verdict.done):

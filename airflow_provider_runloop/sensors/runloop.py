@@ -19,7 +19,7 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_runloop.arguments import check_count, check_flag, check_optional_count
+from airflow_provider_runloop.arguments import check_count, check_flag, check_number, check_optional_count
 from airflow_provider_runloop.client import validate_id
 from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
@@ -27,7 +27,12 @@ from airflow_provider_runloop.exceptions import (
 )
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.links import RunloopBenchmarkRunLink, benchmark_run_url
-from airflow_provider_runloop.progress import BenchmarkRunSummary, BenchmarkRunVerdict
+from airflow_provider_runloop.progress import (
+    DEFAULT_FAILURE_SETTLE_SECONDS,
+    BenchmarkRunSummary,
+    BenchmarkRunVerdict,
+    FailureHold,
+)
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger, read_trigger_event
 
 if TYPE_CHECKING:
@@ -57,9 +62,10 @@ class BenchmarkRunWaitMixin:
     accept_scored: bool
     fail_on_scenario_failure: bool
     max_consecutive_poll_failures: int
-    _expected_ids: list[str] | None
-    _prepared: bool
+    failure_settle_seconds: float
+    _link_stored: bool
     _poll_failures: int
+    _failure_hold: FailureHold | None
 
     if TYPE_CHECKING:
 
@@ -82,6 +88,7 @@ class BenchmarkRunWaitMixin:
         accept_scored: bool,
         fail_on_scenario_failure: bool,
         max_consecutive_poll_failures: int,
+        failure_settle_seconds: float,
     ) -> None:
         """Check and keep the options of the wait (the same checks for every task that waits)."""
         self.expected_scenario_count = check_optional_count(
@@ -92,9 +99,12 @@ class BenchmarkRunWaitMixin:
         self.max_consecutive_poll_failures = check_count(
             "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
         )
-        self._expected_ids = None
-        self._prepared = False
+        self.failure_settle_seconds = check_number(
+            "failure_settle_seconds", failure_settle_seconds, minimum=0
+        )
+        self._link_stored = False
         self._poll_failures = 0
+        self._failure_hold = None
 
     @cached_property
     def hook(self) -> RunloopHook:
@@ -103,15 +113,16 @@ class BenchmarkRunWaitMixin:
 
     def _check(self, context: Context) -> BenchmarkRunVerdict | None:
         """One poll. ``None`` when it failed in a way the failure budget still tolerates."""
+        held = self._recall_failure_hold(context)
         try:
-            if not self._prepared:
-                self._prepare(context)
             verdict = self.hook.check_benchmark_run(
                 self.benchmark_run_id,
                 expected_count=self.expected_scenario_count,
-                expected_scenario_ids=self._expected_ids,
+                expected_from_benchmark=self.expected_scenario_count is None,
                 accept_scored=self.accept_scored,
                 fail_on_scenario_failure=self.fail_on_scenario_failure,
+                failure_settle_seconds=self.failure_settle_seconds,
+                failure_hold=held,
             )
         except RunloopError as exc:
             if not getattr(exc, "retryable", False):
@@ -125,6 +136,14 @@ class BenchmarkRunWaitMixin:
         if self._recall_poll_failures(context):
             self._remember_poll_failures(context, 0)
         self._poll_failures = 0
+        if verdict.failure_hold != held:
+            self._remember_failure_hold(context, verdict.failure_hold)
+        if not self._link_stored:
+            url = benchmark_run_url(
+                self.hook.get_conn().base_url, self.benchmark_run_id, verdict.summary.benchmark_id
+            )
+            RunloopBenchmarkRunLink.persist(context, url)
+            self._link_stored = True
         self.log.info("%s", verdict.message)
         return verdict
 
@@ -136,14 +155,13 @@ class BenchmarkRunWaitMixin:
         """Keep the count of failed polls in a row where the next poll will find it."""
         self._poll_failures = failures
 
-    def _prepare(self, context: Context) -> None:
-        """Once per try: the dashboard link and the expected scenarios."""
-        run = self.hook.get_benchmark_run(self.benchmark_run_id)
-        base_url = self.hook.get_conn().base_url
-        RunloopBenchmarkRunLink.persist(context, benchmark_run_url(base_url, run.id, run.benchmark_id))
-        if self.expected_scenario_count is None:
-            self._expected_ids = self.hook.get_expected_scenario_ids(run)
-        self._prepared = True
+    def _recall_failure_hold(self, context: Context) -> FailureHold | None:
+        """The failure being held by the last poll (in memory; the sensor keeps it across reschedules)."""
+        return self._failure_hold
+
+    def _remember_failure_hold(self, context: Context, hold: FailureHold | None) -> None:
+        """Keep the held failure where the next poll will find it."""
+        self._failure_hold = hold
 
     def _wait_trigger(
         self, deadline: float, poll_interval: float, *, cancel_on_kill: bool = False
@@ -159,6 +177,8 @@ class BenchmarkRunWaitMixin:
             fail_on_scenario_failure=self.fail_on_scenario_failure,
             max_consecutive_poll_failures=self.max_consecutive_poll_failures,
             cancel_on_kill=cancel_on_kill,
+            failure_settle_seconds=self.failure_settle_seconds,
+            failure_hold=self._failure_hold.to_dict() if self._failure_hold else None,
         )
 
     def _defer_wait(self, trigger: RunloopBenchmarkRunTrigger) -> NoReturn:
@@ -216,6 +236,10 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
     :param max_consecutive_poll_failures: polls in a row that may fail (each after the client's own
         retries) before the wait gives up; default 5. Authentication and not-found errors fail at
         once. In ``mode="reschedule"`` the count is kept in Airflow's task state store between pokes.
+    :param failure_settle_seconds: a scenario failure seen while the benchmark run is still open could
+        be overturned by a retry of that scenario, so it ends the wait only once it has held this long
+        (no scenario run added, none active); default 60. A ``completed`` run and a success end the wait
+        at once; ``0`` makes a failure final at once too. See the completion rule in the docs.
     :param deferrable: wait in the triggerer instead of a worker slot (default: the
         ``[operators] default_deferrable`` setting). Checks once before deferring.
     """
@@ -233,6 +257,7 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
         max_consecutive_poll_failures: int = 5,
+        failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -244,6 +269,7 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
             accept_scored=accept_scored,
             fail_on_scenario_failure=fail_on_scenario_failure,
             max_consecutive_poll_failures=max_consecutive_poll_failures,
+            failure_settle_seconds=failure_settle_seconds,
         )
         self.deferrable = check_flag("deferrable", deferrable)
         self._deadline: float | None = None
@@ -308,6 +334,22 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
     @staticmethod
     def _failures_key(context: Context) -> str:
         return f"runloop_poll_failures_try_{context['ti'].try_number}"
+
+    def _recall_failure_hold(self, context: Context) -> FailureHold | None:
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is None:
+            return self._failure_hold
+        return FailureHold.from_dict(store.get(self._hold_key(context), None))
+
+    def _remember_failure_hold(self, context: Context, hold: FailureHold | None) -> None:
+        self._failure_hold = hold
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is not None:
+            store.set(self._hold_key(context), hold.to_dict() if hold else None)
+
+    @staticmethod
+    def _hold_key(context: Context) -> str:
+        return f"runloop_failure_hold_try_{context['ti'].try_number}"
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the summary, or raise what the event says."""

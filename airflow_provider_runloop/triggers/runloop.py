@@ -40,7 +40,12 @@ from airflow_provider_runloop.exceptions import (
 )
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.models import BenchmarkJobState, BenchmarkJobView, BenchmarkRunState
-from airflow_provider_runloop.progress import FINISHED_JOB_STATES, normalise_job_state
+from airflow_provider_runloop.progress import (
+    DEFAULT_FAILURE_SETTLE_SECONDS,
+    FINISHED_JOB_STATES,
+    FailureHold,
+    normalise_job_state,
+)
 
 __all__ = [
     "EVENT_STATUSES",
@@ -220,6 +225,10 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
     :param cancel_on_kill: cancel the run if a user marks the deferred task failed or successful, or
         clears it (never on a triggerer restart). Off by default: only the operator that started the
         run sets it; a sensor only watches.
+    :param failure_settle_seconds: how long a scenario failure seen while the run is still open must
+        hold before it is final (a retry could overturn it); ``0``: at once.
+    :param failure_hold: a failure the deferring task already held
+        (:meth:`~airflow_provider_runloop.progress.FailureHold.to_dict`), so its window goes on.
     """
 
     def __init__(
@@ -233,6 +242,8 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         fail_on_scenario_failure: bool = True,
         max_consecutive_poll_failures: int = 5,
         cancel_on_kill: bool = False,
+        failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
+        failure_hold: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.benchmark_run_id = validate_id("benchmark_run_id", benchmark_run_id)
@@ -244,8 +255,10 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         )
         self.accept_scored = check_flag("accept_scored", accept_scored)
         self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
-        self._expected_ids: list[str] | None = None
-        self._expected_resolved = self.expected_scenario_count is not None
+        self.failure_settle_seconds = check_number(
+            "failure_settle_seconds", failure_settle_seconds, minimum=0
+        )
+        self._failure_hold = FailureHold.from_dict(failure_hold)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -257,6 +270,8 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
             "accept_scored": self.accept_scored,
             "fail_on_scenario_failure": self.fail_on_scenario_failure,
             "max_consecutive_poll_failures": self.max_consecutive_poll_failures,
+            "failure_settle_seconds": self.failure_settle_seconds,
+            "failure_hold": self._failure_hold.to_dict() if self._failure_hold else None,
         }
         # Only when set, so triggers stored by an older version (and the sensor's) keep their kwargs.
         if self.cancel_on_kill:
@@ -268,17 +283,17 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         return f"Benchmark run {self.benchmark_run_id}"
 
     async def _poll(self, hook: RunloopHook) -> _Poll:
-        if not self._expected_resolved:
-            run = await hook.aget_benchmark_run(self.benchmark_run_id)
-            self._expected_ids = await hook.aget_expected_scenario_ids(run)
-            self._expected_resolved = True
+        # One hook for the trigger's life: it fetches the benchmark's scenarioIds at most once.
         verdict = await hook.acheck_benchmark_run(
             self.benchmark_run_id,
             expected_count=self.expected_scenario_count,
-            expected_scenario_ids=self._expected_ids,
+            expected_from_benchmark=self.expected_scenario_count is None,
             accept_scored=self.accept_scored,
             fail_on_scenario_failure=self.fail_on_scenario_failure,
+            failure_settle_seconds=self.failure_settle_seconds,
+            failure_hold=self._failure_hold,
         )
+        self._failure_hold = verdict.failure_hold
         return _Poll(verdict.done, verdict.success, verdict.message, verdict.summary.to_dict())
 
     async def _cancel(self, hook: RunloopHook) -> None:

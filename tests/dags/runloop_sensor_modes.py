@@ -1,11 +1,14 @@
 """Test DAG: the same wait in poke, reschedule and deferrable mode, then a task that records the XComs.
 
 Params: ``run_ids`` ({mode: benchmark run id}) and ``out`` (a file path for the collected summaries).
+The sensors' ``failure_settle_seconds`` comes from ``RUNLOOP_TEST_FAILURE_SETTLE_SECONDS`` when set (read
+at parse time, so every re-parse during ``dag.test()`` agrees), else the default.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ from airflow.sdk import DAG, task
 from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 
 MODES = ("poke", "reschedule", "deferrable")
+SETTLE = os.environ.get("RUNLOOP_TEST_FAILURE_SETTLE_SECONDS")
+OPTIONS = {} if SETTLE is None else {"failure_settle_seconds": float(SETTLE)}
 
 with DAG(
     dag_id="runloop_sensor_modes",
@@ -31,6 +36,7 @@ with DAG(
             deferrable=mode == "deferrable",
             poke_interval=0.2,
             timeout=120,
+            **OPTIONS,
         )
         for mode in MODES
     ]

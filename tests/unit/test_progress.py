@@ -16,13 +16,16 @@ from airflow_provider_runloop.progress import (
     BenchmarkRunSummary,
     BenchmarkRunVerdict,
     CountsOutcome,
+    FailureHold,
     ScenarioRunCounts,
     ScenarioRunTally,
     ScenarioStateClass,
     assess_counts,
     classify_scenario_state,
+    expected_scenarios_matter,
     format_progress,
     judge,
+    settle_failure,
 )
 
 ACTIVE = ScenarioStateClass.ACTIVE
@@ -920,3 +923,131 @@ def test_from_dict_rejects_missing_fields() -> None:
     del data["success"]
     with pytest.raises(ValueError, match="'success' is missing"):
         BenchmarkRunSummary.from_dict(data)
+
+
+# --- the settle window: a failure in an open run holds before it is final --------------------------------
+
+FAILED_ONE = (("s1", "completed"), ("s2", "failed"))
+
+
+def settled(
+    run_state: str, specs: tuple[tuple[Any, ...], ...], hold: FailureHold | None, now: float, **options: Any
+) -> BenchmarkRunVerdict:
+    verdict = judged(run_state, runs(*specs), expected_count=2, **options)
+    return settle_failure(verdict, failure_hold=hold, now=now, failure_settle_seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("run_state", "specs", "hold", "now", "done", "holding"),
+    [
+        pytest.param("running", FAILED_ONE, None, 100.0, False, True, id="first-sight-holds"),
+        pytest.param("running", FAILED_ONE, FailureHold(100.0, 2), 159.0, False, True, id="within-window"),
+        pytest.param("running", FAILED_ONE, FailureHold(100.0, 2), 160.0, True, False, id="window-passed"),
+        pytest.param("running", FAILED_ONE, FailureHold(100.0, 1), 500.0, False, True, id="runs-changed"),
+        pytest.param("completed", FAILED_ONE, None, 100.0, True, False, id="closed-run-final-at-once"),
+        pytest.param("canceled", FAILED_ONE, None, 100.0, True, False, id="canceled-final-at-once"),
+        pytest.param(
+            "running", (("s1", "completed"), ("s2", "completed")), None, 1.0, True, False, id="success"
+        ),
+        pytest.param(
+            "running", (("s1", "completed"), ("s2", "running")), None, 1.0, False, False, id="active"
+        ),
+    ],
+)
+def test_settle_failure(
+    run_state: str, specs: Any, hold: FailureHold | None, now: float, done: bool, holding: bool
+) -> None:
+    verdict = settled(run_state, specs, hold, now)
+    assert verdict.done is done
+    assert (verdict.failure_hold is not None) is holding
+    if holding:
+        assert "final in" in verdict.message
+        assert verdict.failure_hold is not None
+        assert verdict.failure_hold.total_scenario_runs == len(specs)
+
+
+def test_a_hold_keeps_its_start_and_a_new_run_restarts_it() -> None:
+    first = settled("running", FAILED_ONE, None, 100.0)
+    assert first.failure_hold == FailureHold(100.0, 2)
+    again = settled("running", FAILED_ONE, first.failure_hold, 130.0)
+    assert again.failure_hold == FailureHold(100.0, 2)
+    # A retry that failed again between two polls: one more run, a new window.
+    retried = settled("running", (*FAILED_ONE, ("s2", "failed", 5)), first.failure_hold, 170.0)
+    assert retried.failure_hold == FailureHold(170.0, 3)
+
+
+def test_accepted_failures_hold_too_and_zero_restores_the_old_rule() -> None:
+    # A retry would change what the summary says even when failures do not fail the task.
+    accepted = settled("running", FAILED_ONE, None, 1.0, fail_on_scenario_failure=False)
+    assert accepted.done is False
+    assert accepted.failure_hold is not None
+    verdict = judged("running", runs(*FAILED_ONE), expected_count=2)
+    immediate = settle_failure(verdict, failure_hold=None, now=1.0, failure_settle_seconds=0)
+    assert immediate.failed
+    assert immediate.failure_hold is None
+
+
+@pytest.mark.parametrize(
+    ("hold", "total", "active", "now", "outcome"),
+    [
+        pytest.param(None, 2, 0, 1.0, CountsOutcome.LIST_TO_CONFIRM, id="no-hold-lists"),
+        pytest.param(FailureHold(0.0, 2), 2, 0, 30.0, CountsOutcome.NOT_DONE, id="holds-without-listing"),
+        pytest.param(FailureHold(0.0, 2), 2, 0, 60.0, CountsOutcome.LIST_TO_CONFIRM, id="window-over-lists"),
+        pytest.param(FailureHold(0.0, 2), 3, 0, 30.0, CountsOutcome.LIST_TO_CONFIRM, id="new-run-lists"),
+        pytest.param(FailureHold(0.0, 2), 3, 1, 30.0, CountsOutcome.NOT_DONE, id="retry-active"),
+    ],
+)
+def test_assess_counts_with_a_hold(
+    hold: FailureHold | None, total: int, active: int, now: float, outcome: CountsOutcome
+) -> None:
+    counts = ScenarioRunCounts(total=total, running=active, scoring=0, scored=0)
+    verdict = assess_counts(
+        benchmark_run("running"),
+        counts,
+        expected_count=2,
+        failure_hold=hold,
+        now=now,
+        failure_settle_seconds=60,
+    )
+    assert verdict.outcome is outcome
+    assert (verdict.failure_hold is not None) is (outcome is CountsOutcome.NOT_DONE and active == 0)
+
+
+@pytest.mark.parametrize(
+    ("run_state", "counts", "matter"),
+    [
+        pytest.param("running", (10, 3), False, id="active"),
+        pytest.param("running", (0, 0), False, id="nothing-started"),
+        pytest.param("running", (10, 0), True, id="maybe-done"),
+        pytest.param("completed", (10, 3), True, id="closed"),
+        pytest.param("failed", (10, 0), False, id="failed"),
+        pytest.param("running", None, True, id="no-counts"),
+    ],
+)
+def test_expected_scenarios_matter(run_state: str, counts: tuple[int, int] | None, matter: bool) -> None:
+    given = (
+        None if counts is None else ScenarioRunCounts(total=counts[0], running=counts[1], scoring=0, scored=0)
+    )
+    assert expected_scenarios_matter(benchmark_run(run_state), given) is matter
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "x",
+        {},
+        {"since": "1", "total_scenario_runs": 1},
+        {"since": 1.0, "total_scenario_runs": -1},
+        {"since": True, "total_scenario_runs": 1},
+        {"since": 1.0, "total_scenario_runs": 1.5},
+        {"since": float("nan"), "total_scenario_runs": 1},
+    ],
+)
+def test_an_unreadable_hold_is_dropped(data: Any) -> None:
+    assert FailureHold.from_dict(data) is None
+
+
+def test_a_hold_round_trips_through_json() -> None:
+    hold = FailureHold(1_900_000_000.25, 7)
+    assert FailureHold.from_dict(json.loads(json.dumps(hold.to_dict()))) == hold

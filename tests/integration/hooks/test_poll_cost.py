@@ -1,16 +1,22 @@
 """The cheap-polling contract of design.md: at 10,000 scenario runs, a poll makes at most 5 requests
-and moves under 20 KB while runs are active; the scenario runs are listed once, when it may be done."""
+and moves under 20 KB while runs are active, and fetches the benchmark run exactly once, in every mode;
+the scenario runs are listed once, when it may be done."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from support.counting import CountingApp
 
 from airflow_provider_runloop.hooks.runloop import RunloopHook
+from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 from airflow_provider_runloop.testing import EmulatorServer, ManualClock, RunloopEmulator
+from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 
 SIZE = 10_000
 SCRIPT = {"scenario_count": SIZE, "seed": 4, "timing": {"start_interval": 0, "duration": [30, 60]}}
@@ -56,3 +62,78 @@ def test_a_poll_costs_five_small_requests_whatever_the_size(
     # The five small requests, then the one full listing in pages of 5000.
     assert traffic.requests == 5 + 2
     hook.close()
+
+
+class _TaskInstance:
+    try_number = 1
+    max_tries = 0
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+class _StateStore:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def _sensor_poll(mode: str, run_id: str, store: _StateStore) -> Callable[[], None]:
+    # Reschedule mode: every poke is a fresh task object (a fresh process in Airflow).
+    sensor: RunloopBenchmarkRunSensor | None = None
+
+    def poll() -> None:
+        nonlocal sensor
+        if sensor is None or mode == "reschedule":
+            sensor = RunloopBenchmarkRunSensor(task_id=f"wait_{mode}", benchmark_run_id=run_id, mode=mode)
+        sensor.poke({"ti": _TaskInstance(), "task_state_store": store})  # type: ignore[arg-type]
+
+    return poll
+
+
+def _trigger_poll(run_id: str) -> Callable[[], None]:
+    trigger = RunloopBenchmarkRunTrigger(benchmark_run_id=run_id, deadline=time.time() + 3600)
+    hook = RunloopHook()
+    loop = asyncio.new_event_loop()
+
+    def poll() -> None:
+        loop.run_until_complete(trigger._poll(hook))
+
+    return poll
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_every_poll_fetches_the_run_once_in_every_mode(
+    counted: tuple[RunloopEmulator, CountingApp], mode: str
+) -> None:
+    # The expected scenarios come from the benchmark (10,000 scenarioIds, about 270 KB): fetched only
+    # when the verdict depends on them, so no poll while runs are active pays for them.
+    emulator, counting = counted
+    benchmark = emulator.seed_benchmark(SCRIPT)
+    run_id = emulator.start_scripted_run(benchmark.benchmark_id)
+    store = _StateStore()
+    poll = _trigger_poll(run_id) if mode == "deferrable" else _sensor_poll(mode, run_id, store)
+    run_path = f"/v1/benchmark_runs/{run_id}"
+    for _ in range(3):
+        emulator.advance(10)
+        emulator.clear_requests()
+        counting.reset()
+        poll()
+        traffic = counting.snapshot()
+        assert len(emulator.requests(path=run_path)) == 1
+        assert traffic.requests <= 5
+        assert traffic.body_bytes < 20 * 1024
+    # The last poll: still one fetch of the run, then the benchmark once and the one listing.
+    emulator.advance(10_000)
+    emulator.clear_requests()
+    poll()
+    assert len(emulator.requests(path=run_path)) == 1
+    assert len(emulator.requests(path=f"/v1/benchmarks/{benchmark.benchmark_id}")) == 1

@@ -181,6 +181,7 @@ def sensor_summary() -> dict[str, Any]:
     return {
         "benchmark_run_id": "bmr_1",
         "benchmark_run_state": "running",
+        "benchmark_id": None,
         "done": True,
         "success": True,
         "message": "bmr_1: 2/2 finished (completed 2)",

@@ -18,6 +18,7 @@ from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 SUMMARY: dict[str, Any] = {
     "benchmark_run_id": "bmr_1",
     "benchmark_run_state": "completed",
+    "benchmark_id": None,
     "done": True,
     "success": True,
     "message": "bmr_1: 2/2 finished (completed 2)",
@@ -129,7 +130,7 @@ def test_poke_times_out_once_the_first_tries_window_is_over(monkeypatch: pytest.
     store = FakeStateStore()
     store.set("runloop_wait_started_at_1", 1.0)  # long ago
     sensor = _sensor(timeout=60)
-    sensor._prepared = True
+    sensor._link_stored = True
     monkeypatch.setattr(sensor.hook, "check_benchmark_run", lambda *a, **k: _not_done_verdict())
     with pytest.raises(AirflowSensorTimeout, match="not done within the sensor's timeout"):
         sensor.poke(_context(store, FakeTI(try_number=1, max_tries=0)))
@@ -144,7 +145,7 @@ def test_reschedule_mode_counts_failed_polls_across_pokes(monkeypatch: pytest.Mo
     def poke_once() -> Any:
         # Each poke in reschedule mode is a fresh task object.
         sensor = _sensor(mode="reschedule", max_consecutive_poll_failures=1, timeout=3600)
-        sensor._prepared = True
+        sensor._link_stored = True
         monkeypatch.setattr(sensor.hook, "check_benchmark_run", failing)
         return sensor.poke(_context(store, FakeTI()))
 

@@ -19,6 +19,8 @@ KWARGS: dict[str, Any] = {
     "accept_scored": True,
     "fail_on_scenario_failure": False,
     "max_consecutive_poll_failures": 3,
+    "failure_settle_seconds": 30.0,
+    "failure_hold": {"since": 1_899_999_990.0, "total_scenario_runs": 7},
 }
 
 
