@@ -1,7 +1,7 @@
 """Conformance: every response of every route validates against Runloop's OpenAPI spec.
 
-The spec is read from ``../shared/openapi/runloop-benchmarks.yml`` beside the repository (one copy,
-shared with the client's model tests). Its views declare ``additionalProperties: false``, so an extra
+The spec is the copy packaged with the emulator (``airflow_provider_runloop/testing/openapi/``; its
+README names the source). Its views declare ``additionalProperties: false``, so an extra
 field fails here just like a missing required one or a ``null`` where none is allowed. The whole
 exercise runs twice: optional fields omitted (the default) and written as ``null``.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +18,8 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from airflow_provider_runloop.testing import ManualClock, RunloopEmulator
+from airflow_provider_runloop.testing.openapi import SPEC_FILE
 
-SPEC = Path(__file__).resolve().parents[3] / ".." / "shared" / "openapi" / "runloop-benchmarks.yml"
 SERVER = "https://api.runloop.ai"
 
 SCORERS = [
@@ -39,7 +38,7 @@ SCORERS = [
 
 @pytest.fixture(scope="module")
 def openapi() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPEC))
+    return OpenAPI.from_file_path(str(SPEC_FILE))
 
 
 class Recorder:
