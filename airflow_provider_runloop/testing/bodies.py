@@ -219,6 +219,8 @@ def scoring_contract(value: Any, *, required: bool) -> dict[str, Any] | None:
     if value is None and not required:
         return None
     functions = value.get("scoring_function_parameters") if isinstance(value, dict) else None
+    if functions is None and not required:  # ScoringContractUpdate: null keeps the current functions
+        return None
     if not isinstance(functions, list):
         raise ApiError.bad_request("scoring_contract.scoring_function_parameters must be a list")
     parsed = []

@@ -228,6 +228,9 @@ async def test_a_body_the_spec_rejects_is_400_naming_the_field_and_changes_nothi
         pytest.param(S, "input_context.additional_context", None, id="null-additional_context"),
         pytest.param(S, "input_context.additional_context", {"any": [1, {"x": None}]}, id="open-object"),
         pytest.param(
+            "POST /v1/scenarios/{scenario}", "scoring_contract", {}, id="update-empty-scoring_contract"
+        ),
+        pytest.param(
             "POST /v1/scenarios/{scenario}", "input_context.problem_statement", None, id="update-null"
         ),
         pytest.param("POST /v1/scenarios/start_run", "runProfile", None, id="null-runProfile"),
