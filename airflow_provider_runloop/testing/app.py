@@ -296,8 +296,6 @@ class _RunloopApi:
 
     def _scenario_args(self, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         validation_type = bodies.optional_str(body, "validation_type")
-        if validation_type and validation_type not in bodies.VALIDATION_TYPES:
-            raise ApiError.bad_request(f"validation_type must be one of {', '.join(bodies.VALIDATION_TYPES)}")
         scorer_timeout = bodies.optional_int(body, "scorer_timeout_sec")
         if scorer_timeout is not None and scorer_timeout <= 0:
             raise ApiError.bad_request("scorer_timeout_sec must be positive")
