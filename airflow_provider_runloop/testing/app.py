@@ -1,9 +1,11 @@
 """The emulated Runloop REST API (``/v1/...``) as a FastAPI app.
 
 Routes follow runloop-api.md §4; literal paths (``start_run``, ``list_public``, ``metadata``, ``runs``)
-are registered before the ``{id}`` paths they share a level with. Handlers parse requests themselves
-(:mod:`.bodies`) and write pre-encoded JSON (:mod:`.views`), skipping FastAPI's response-model path,
-which would be far too slow for 5,000-item pages. Authentication, faults and the request log live in
+are registered before the ``{id}`` paths they share a level with. A route whose request body the spec
+describes checks the body against it first (:mod:`.request_validation`), so a handler only ever sees a
+body the spec allows; handlers then parse requests themselves (:mod:`.bodies`) and write pre-encoded
+JSON (:mod:`.views`), skipping FastAPI's response-model path, which would be far too slow for
+5,000-item pages. Authentication, faults and the request log live in
 the gateway in front of this app (:mod:`.gateway`).
 
 Not served: the deprecated ``/v1/benchmarks/runs/...`` family (§12), scorer CRUD, and
@@ -22,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_provider_runloop.testing import bodies, views
+from airflow_provider_runloop.testing import bodies, request_validation, views
 from airflow_provider_runloop.testing.clock import Clock
 from airflow_provider_runloop.testing.errors import ApiError
 from airflow_provider_runloop.testing.records import Page
@@ -294,8 +296,6 @@ class _RunloopApi:
 
     def _scenario_args(self, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         validation_type = bodies.optional_str(body, "validation_type")
-        if validation_type and validation_type not in bodies.VALIDATION_TYPES:
-            raise ApiError.bad_request(f"validation_type must be one of {', '.join(bodies.VALIDATION_TYPES)}")
         scorer_timeout = bodies.optional_int(body, "scorer_timeout_sec")
         if scorer_timeout is not None and scorer_timeout <= 0:
             raise ApiError.bad_request("scorer_timeout_sec must be positive")
@@ -507,13 +507,29 @@ async def _http_error_handler(request: Request, error: Exception) -> Response:
     return error_response(error.status_code, f"{error.detail}: {request.method} {request.url.path}")
 
 
+def _checking_body(method: str, path: str, handler: Handler) -> Handler:
+    """``handler``, behind a check of the request body against the spec (400 before any state change)."""
+
+    async def checked(request: Request) -> Response:
+        body = bodies.parse_json_body(await request.body())  # Starlette keeps the bytes for the handler
+        request_validation.validate_request_body(method, path, body)
+        return await handler(request)
+
+    return checked
+
+
 def create_api_app(
     state: EmulatorState, clock: Clock, *, extra_routes: Sequence[tuple[str, str, Handler]] = ()
 ) -> FastAPI:
     """A FastAPI app serving the ``/v1`` API over ``state`` (plus ``extra_routes``, e.g. the control API)."""
     app = FastAPI(title="Runloop emulator", openapi_url=None, docs_url=None, redoc_url=None)
     api = _RunloopApi(state, clock)
-    for method, path, handler in [*extra_routes, *api.routes()]:
+    checked = request_validation.request_body_routes()
+    api_routes = [
+        (method, path, _checking_body(method, path, handler) if (method, path) in checked else handler)
+        for method, path, handler in api.routes()
+    ]
+    for method, path, handler in [*extra_routes, *api_routes]:
         app.add_api_route(path, handler, methods=[method], include_in_schema=False)
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

@@ -606,10 +606,8 @@ def load_script(source: ScriptSource) -> ScenarioScript:
     except OSError as error:
         raise ScriptError(f"cannot read scenario script {path}: {error}") from error
     if path.suffix.lower() in {".yaml", ".yml"}:
-        try:
-            import yaml  # type: ignore[import-untyped]  # optional; only YAML scripts need it
-        except ImportError as error:  # pragma: no cover - PyYAML ships with Airflow
-            raise ScriptError(f"{path} is YAML but PyYAML is not installed; use JSON instead") from error
+        import yaml  # a dependency (it also reads the packaged OpenAPI spec); loaded only when needed
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as error:

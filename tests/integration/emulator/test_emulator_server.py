@@ -216,7 +216,11 @@ def test_a_benchmark_job_completes_by_itself_on_the_driven_clock(
         "timing": {"start_interval": 1},
     }
     seeded = runloop_emulator.seed_benchmark(script)
-    spec = {"type": "benchmark", "benchmark_id": seeded.benchmark_id, "agent_configs": [{"name": "agent-a"}]}
+    spec = {
+        "type": "benchmark",
+        "benchmark_id": seeded.benchmark_id,
+        "agent_configs": [{"type": "job_agent", "name": "agent-a"}],
+    }
     job = http.post("/v1/benchmark_jobs", json={"spec": spec}).json()
     states = [job["state"]]
     for _ in range(40):

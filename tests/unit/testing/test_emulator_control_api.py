@@ -95,7 +95,7 @@ async def test_seeding_runs_and_forcing_states_over_the_control_api(
                 "spec": {
                     "type": "scenarios",
                     "scenario_ids": seeded["scenario_ids"],
-                    "agent_configs": [{"name": "a"}],
+                    "agent_configs": [{"type": "job_agent", "name": "a"}],
                 }
             },
         )

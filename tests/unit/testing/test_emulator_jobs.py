@@ -9,7 +9,10 @@ import pytest
 
 from airflow_provider_runloop.testing import RunloopEmulator
 
-AGENTS = [{"type": "job_agent", "name": "claude", "model_name": "m-1"}, {"name": "codex"}]
+AGENTS = [
+    {"type": "job_agent", "name": "claude", "model_name": "m-1"},
+    {"type": "job_agent", "name": "codex"},
+]
 SCRIPT = {
     "scenario_count": 4,
     "timing": {
