@@ -5,6 +5,11 @@ Both are thin twins over one request/response core (:class:`_ClientCore`), in th
 whether and how long to wait before a retry, turning responses into typed errors or models, and
 walking cursor pages all live in the core and in :class:`_Pager`. The twins only send and sleep.
 
+The API key never leaves this module except in the ``Authorization`` header: it is checked once
+(:func:`check_api_key`), and every text the server or the transport provides (a body, a header, an
+error message) is redacted (:func:`~airflow_provider_runloop.redaction.redact_credentials`) before an
+exception or a log line holds it.
+
 This module does not import Airflow: it is usable (and tested) on its own.
 """
 
@@ -33,6 +38,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
     RunloopConflictError,
+    RunloopInvalidRequestError,
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
@@ -53,6 +59,7 @@ from airflow_provider_runloop.models import (
     ScenarioRunState,
     ScenarioRunView,
 )
+from airflow_provider_runloop.redaction import redact_credentials
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -62,6 +69,7 @@ __all__ = [
     "AsyncRunloopClient",
     "RetryPolicy",
     "RunloopClient",
+    "check_api_key",
     "validate_id",
 ]
 
@@ -73,10 +81,44 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 MAX_PAGE_SIZE = 5000
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_HEADER_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 ItemT = TypeVar("ItemT", bound=ApiView)
+
+
+def check_api_key(api_key: object, *, source: str = "the api_key argument") -> str:
+    """Return a Runloop API key without the whitespace around it, or raise ``ValueError``.
+
+    Surrounding whitespace (the trailing newline of a secrets file) is removed: that is what users
+    mean. A key with whitespace inside it, or with a character that is not printable ASCII, is
+    refused, since no HTTP header can carry it. The error names the problem and where the key came
+    from, never the key.
+
+    :param api_key: the key.
+    :param source: where the key came from, for the error message (an argument, a connection).
+    """
+    if not isinstance(api_key, str):
+        raise ValueError(f"The Runloop API key from {source} must be a string, not {type(api_key).__name__}.")
+    key = api_key.strip()
+    if not key:
+        raise ValueError(f"A Runloop API key is required, but {source} is empty.")
+    for position, char in enumerate(key, start=1):
+        if char.isspace():
+            problem = "whitespace (a space, tab or line break)"
+        elif not char.isascii():
+            problem = "a non-ASCII character"
+        elif not char.isprintable():
+            problem = "a non-printable control character"
+        else:
+            continue
+        raise ValueError(
+            f"The Runloop API key from {source} contains {problem} at character {position}: a key is "
+            "printable ASCII without spaces. Copy the key again from the Runloop dashboard "
+            "(the key is not shown here)."
+        )
+    return key
 
 
 def validate_id(name: str, value: object) -> str:
@@ -148,9 +190,10 @@ class _Pager(Generic[ItemT]):
     are de-duplicated by id, and a cursor that does not advance raises instead of looping forever.
     """
 
-    def __init__(self, call: _Call, limit: int) -> None:
+    def __init__(self, call: _Call, limit: int, redact: Callable[[str], str]) -> None:
         self._call = call
         self._limit = limit
+        self._redact = redact
         self._cursor: str | None = None
         self._seen: set[str] = set()
         self._done = False
@@ -172,10 +215,13 @@ class _Pager(Generic[ItemT]):
         if last_id is None:
             self._done = True
         elif last_id == self._cursor or last_id in self._seen:
+            # The id comes from the server: redacted like all it says.
             raise RunloopInvalidResponseError(
-                f"Runloop API {self._call.method} {self._call.path} returned a page ending at "
-                f"{last_id!r}, which was already listed: the pagination cursor does not advance. "
-                "Refusing to loop; retry the task later."
+                self._redact(
+                    f"Runloop API {self._call.method} {self._call.path} returned a page ending at "
+                    f"{last_id!r}, which was already listed: the pagination cursor does not advance. "
+                    "Refusing to loop; retry the task later."
+                )
             )
         fresh = [item for item in items if _item_id(item) not in self._seen]
         self._seen.update(item_id for item in fresh if (item_id := _item_id(item)) is not None)
@@ -197,9 +243,7 @@ class _ClientCore:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if not api_key or not api_key.strip():
-            raise ValueError("A Runloop API key is required (the connection's password field).")
-        self._api_key = api_key
+        self._api_key = check_api_key(api_key, source="the api_key argument (the connection's password)")
         self.base_url = _normalise_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
@@ -207,6 +251,10 @@ class _ClientCore:
     def __repr__(self) -> str:
         # Never the key.
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key or any other credential: apply to all the server says."""
+        return redact_credentials(text, (self._api_key,))
 
     def _http_options(self) -> dict[str, Any]:
         return {
@@ -241,6 +289,12 @@ class _ClientCore:
         body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> _Call:
+        if idempotency_key is not None and not _HEADER_TOKEN.fullmatch(idempotency_key):
+            # It is sent as a header: refuse what no header can carry before any request.
+            raise ValueError(
+                "idempotency_key must be printable ASCII without spaces (it is sent as a header), "
+                f"got {idempotency_key!r}"
+            )
         key = idempotency_key or f"airflow-runloop-{uuid.uuid4()}"
         return _Call("POST", path, model, body=body, idempotency_key=key)
 
@@ -263,8 +317,11 @@ class _ClientCore:
         if response.is_success:
             return
         status = response.status_code
+        # Both come from the server, and a gateway that echoes the request may echo its key.
         request_id = response.headers.get("x-request-id") or request.headers.get("x-request-id")
-        body = response.text
+        if request_id is not None:
+            request_id = self._redact(request_id)
+        body = self._redact(response.text)
         retry_after = _retry_after_seconds(response.headers)
         kwargs: dict[str, Any] = {"request_id": request_id, "body": body, "retry_after": retry_after}
         method, path = request.method, request.url.path
@@ -303,19 +360,28 @@ class _ClientCore:
             )
         raise error
 
-    @staticmethod
-    def _parse(call: _Call, request: httpx.Request, response: httpx.Response) -> Any:
+    def _read(self, call: _Call, request: httpx.Request, response: httpx.Response) -> Any:
+        """The response as ``call.model``, or the typed error it amounts to."""
+        self._raise_for_status(request, response)
         try:
             return call.model.model_validate_json(response.content)
         except pydantic.ValidationError as exc:
-            raise RunloopInvalidResponseError(
-                f"Runloop API {request.method} {request.url.path} returned a body that is not a valid "
-                f"{call.model.__name__}: {_first_error(exc)}"
-            ) from None
+            detail = self._redact(_first_error(exc))
+        # Raised outside the except block, so the error carries no context of pydantic's.
+        raise RunloopInvalidResponseError(
+            f"Runloop API {request.method} {request.url.path} returned a body that is not a valid "
+            f"{call.model.__name__}: {detail}"
+        )
 
-    @staticmethod
-    def _transport_error(request: httpx.Request, exc: httpx.TransportError) -> RunloopTransportError:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def _transport_error(
+        self, request: httpx.Request, exc: httpx.TransportError
+    ) -> RunloopTransportError | RunloopInvalidRequestError:
+        """Our error for httpx's; the twins raise it outside their ``except`` block (no context)."""
+        # h11 quotes a refused header value (the key's, too) in its message.
+        reason = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if isinstance(exc, httpx.LocalProtocolError):
+            # httpx refused to write the request: it fails the same way every time.
+            return RunloopInvalidRequestError(request.method, request.url.path, reason)
         if isinstance(exc, httpx.TimeoutException):
             return RunloopTimeoutError(request.method, request.url.path, reason)
         return RunloopTransportError(request.method, request.url.path, reason)
@@ -343,7 +409,7 @@ class _ClientCore:
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
             "Runloop request failed (%s); retry %d of %d in %.1f s",
-            exc,
+            self._redact(str(exc)),
             state.attempt_number,
             self.retry.max_retries,
             wait,
@@ -528,20 +594,22 @@ class RunloopClient(_ClientCore):
 
     def _execute(self, call: _Call) -> Any:
         request = self._build_request(self._http, call)
-        response: httpx.Response | None = None
+        result: Any = None
         for attempt in Retrying(sleep=self._sleep, **self._retry_options()):
             with attempt:
-                try:
-                    response = self._http.send(request)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(request, exc) from None
-                self._raise_for_status(request, response)
-        assert response is not None
-        return self._parse(call, request, response)
+                result = self._read(call, request, self._send(request))
+        return result
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._http.send(request)
+        except httpx.TransportError as exc:
+            error = self._transport_error(request, exc)
+        raise error
 
     def _paginate(self, call: _Call, page_size: int | None) -> Iterator[Any]:
         # Built before the generator starts, so a bad page size fails at the call, not later.
-        pager: _Pager[Any] = _Pager(call, self._page_size(page_size))
+        pager: _Pager[Any] = _Pager(call, self._page_size(page_size), self._redact)
         return self._walk(pager)
 
     def _walk(self, pager: _Pager[Any]) -> Iterator[Any]:
@@ -733,22 +801,24 @@ class AsyncRunloopClient(_ClientCore):
 
     async def _execute(self, call: _Call) -> Any:
         request = self._build_request(self._http, call)
-        response: httpx.Response | None = None
+        result: Any = None
         options = self._retry_options()
         if self._sleep is not None:
             options["sleep"] = self._sleep
         async for attempt in AsyncRetrying(**options):
             with attempt:
-                try:
-                    response = await self._http.send(request)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(request, exc) from None
-                self._raise_for_status(request, response)
-        assert response is not None
-        return self._parse(call, request, response)
+                result = self._read(call, request, await self._send(request))
+        return result
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._http.send(request)
+        except httpx.TransportError as exc:
+            error = self._transport_error(request, exc)
+        raise error
 
     def _paginate(self, call: _Call, page_size: int | None) -> AsyncIterator[Any]:
-        pager: _Pager[Any] = _Pager(call, self._page_size(page_size))
+        pager: _Pager[Any] = _Pager(call, self._page_size(page_size), self._redact)
         return self._walk(pager)
 
     async def _walk(self, pager: _Pager[Any]) -> AsyncIterator[Any]:

@@ -14,12 +14,15 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_runloop.client import (
     MAX_PAGE_SIZE,
     AsyncRunloopClient,
     RetryPolicy,
     RunloopClient,
+    check_api_key,
     validate_id,
 )
 from airflow_provider_runloop.exceptions import (
@@ -27,6 +30,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
     RunloopConflictError,
+    RunloopInvalidRequestError,
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
@@ -47,12 +51,14 @@ class Driver:
     Listings come back as lists; sleeps between retries are recorded, never slept.
     """
 
-    def __init__(self, kind: str, router: respx.Router, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, kind: str, router: respx.Router, retry: RetryPolicy | None = None, key: str = KEY
+    ) -> None:
         self.kind = kind
         self.sleeps: list[float] = []
         if kind == "sync":
             self.client: RunloopClient | AsyncRunloopClient = RunloopClient(
-                KEY,
+                key,
                 base_url=BASE,
                 retry=retry,
                 transport=httpx.MockTransport(router.handler),
@@ -64,7 +70,7 @@ class Driver:
                 self.sleeps.append(seconds)
 
             self.client = AsyncRunloopClient(
-                KEY,
+                key,
                 base_url=BASE,
                 retry=retry,
                 transport=httpx.MockTransport(router.async_handler),
@@ -92,8 +98,8 @@ def router() -> Iterator[respx.Router]:
 
 @pytest.fixture(params=["sync", "async"])
 def make_api(request: pytest.FixtureRequest, router: respx.Router) -> Callable[..., Driver]:
-    def make(retry: RetryPolicy | None = None) -> Driver:
-        return Driver(request.param, router, retry)
+    def make(retry: RetryPolicy | None = None, key: str = KEY) -> Driver:
+        return Driver(request.param, router, retry, key)
 
     return make
 
@@ -528,6 +534,153 @@ def test_api_key_never_in_logs_errors_or_repr(
 def test_blank_api_key_is_rejected() -> None:
     with pytest.raises(ValueError, match="API key is required"):
         RunloopClient(" ")
+
+
+# How servers and gateways echo the request's Authorization header back: one line per form.
+ECHO_BODIES = [
+    pytest.param('{{"message": "denied", "headers": {{"authorization": "Bearer {key}"}}}}', id="json"),
+    pytest.param("401 Unauthorized\nAuthorization: Bearer {key}\nAccept: */*", id="header-dump"),
+    pytest.param("<html><pre>authorization: Bearer {key}</pre></html>", id="html"),
+    pytest.param('{{"message": "invalid key {key}"}}', id="bare-key"),
+]
+
+
+@pytest.mark.parametrize("status", [401, 403, 503])
+@pytest.mark.parametrize("body", ECHO_BODIES)
+def test_a_key_the_server_echoes_never_reaches_errors_or_logs(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = make_api(RetryPolicy(max_retries=2))
+    router.get("/v1/benchmark_runs/bmr_1").respond(
+        status, text=body.format(key=KEY), headers={"x-request-id": f"req-1 (Bearer {KEY})"}
+    )
+    with pytest.raises(RunloopAPIError) as info:
+        api("get_benchmark_run", "bmr_1")
+    error = info.value
+    assert len(api.sleeps) == (2 if status == 503 else 0)
+    assert caplog.records if status == 503 else True  # the retries were logged
+    for text in (str(error), repr(error), repr(vars(error)), caplog.text):
+        assert KEY not in text
+    assert "***" in str(error)  # the rest of the body is kept
+    assert error.request_id is not None
+    assert error.request_id.startswith("req-1")
+
+
+@pytest.mark.parametrize(
+    ("exception", "error", "attempts"),
+    [
+        pytest.param(
+            httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY}\\n'"),
+            RunloopInvalidRequestError,
+            1,
+            id="h11-refuses-a-header",
+        ),
+        pytest.param(
+            httpx.RemoteProtocolError(f"proxy closed: Authorization: Bearer {KEY}"),
+            RunloopTransportError,
+            3,
+            id="remote-protocol",
+        ),
+        pytest.param(
+            httpx.ReadTimeout(f"read of Bearer {KEY} timed out"), RunloopTimeoutError, 3, id="timeout"
+        ),
+    ],
+)
+def test_transport_error_text_is_redacted_and_building_errors_are_not_retried(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    caplog: pytest.LogCaptureFixture,
+    exception: Exception,
+    error: type[Exception],
+    attempts: int,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = make_api(RetryPolicy(max_retries=2))
+    route = router.get("/v1/benchmark_runs/bmr_1")
+    route.side_effect = exception
+    with pytest.raises(error) as info:
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == attempts
+    assert len(api.sleeps) == attempts - 1
+    for text in (str(info.value), repr(info.value), repr(vars(info.value)), caplog.text):
+        assert KEY not in text
+    # Nothing of httpx's own exception (which quotes the header) travels along.
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert "***" in str(info.value)
+
+
+def test_a_request_httpx_refuses_to_build_is_a_value_error_that_is_not_retryable(
+    api: Driver, router: respx.Router
+) -> None:
+    router.get("/v1/benchmark_runs/bmr_1").mock(side_effect=httpx.LocalProtocolError("Illegal header value"))
+    with pytest.raises(ValueError, match="was not sent") as info:
+        api("get_benchmark_run", "bmr_1")
+    assert isinstance(info.value, RunloopInvalidRequestError)
+    assert info.value.retryable is False
+    assert api.sleeps == []
+
+
+@pytest.mark.parametrize("raw", [f"{KEY}\n", f"  {KEY}\t", f"\r\n{KEY}\r\n"])
+def test_whitespace_around_the_key_is_not_sent(
+    make_api: Callable[..., Driver], router: respx.Router, raw: str
+) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(json=RUN)
+    make_api(key=raw)("get_benchmark_run", "bmr_1")
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        pytest.param("rl-abc def-123456789", "whitespace", id="space"),
+        pytest.param("rl-abc\ndef-123456789", "whitespace", id="newline"),
+        pytest.param("rl-abc\u00e9def-12345678", "non-ASCII", id="accent"),
+        pytest.param("rl-abc\u200bdef-12345678", "non-ASCII", id="zero-width-space"),
+        pytest.param("rl-abc\x07def-123456789", "non-printable", id="control"),
+    ],
+)
+def test_a_key_no_header_can_carry_is_refused_without_showing_it(key: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as info:
+        RunloopClient(key)
+    assert "character 7" in str(info.value)
+    for part in key.split():
+        assert part not in str(info.value)
+
+
+# Keys as the client accepts them (long enough that the message cannot hold one by chance), and what
+# may come around or inside them.
+valid_keys = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=20, max_size=60)
+surrounding = st.text(st.sampled_from(" \t\r\n\x0b\x0c\u00a0"), max_size=4)
+unsendable = st.characters(codec="utf-8").filter(lambda c: not ("!" <= c <= "~"))
+
+
+@given(key=valid_keys, before=surrounding, after=surrounding)
+def test_check_api_key_strips_what_surrounds_a_valid_key(key: str, before: str, after: str) -> None:
+    assert check_api_key(before + key + after) == key
+
+
+@given(key=valid_keys, bad=unsendable, at=st.integers(min_value=1, max_value=19))
+def test_check_api_key_refuses_any_unsendable_character_inside(key: str, bad: str, at: int) -> None:
+    with pytest.raises(ValueError, match=f"at character {at + 1}:") as info:
+        check_api_key(key[:at] + bad + key[at:], source="the connection 'c'")
+    message = str(info.value)
+    assert "the connection 'c'" in message
+    # Neither the key nor its longer half (10 characters at least) is shown.
+    assert max(key[:at], key[at:], key=len) not in message
+
+
+def test_an_idempotency_key_no_header_can_carry_is_refused_before_sending(
+    api: Driver, router: respx.Router
+) -> None:
+    with pytest.raises(ValueError, match="idempotency_key must be printable ASCII"):
+        api("start_benchmark_run", "bmd_1", idempotency_key="key with\nnewline")
+    assert len(router.calls) == 0
 
 
 @pytest.mark.parametrize(
