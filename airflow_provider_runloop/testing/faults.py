@@ -8,6 +8,10 @@ so a test run is reproducible), or both; ``skip`` lets the first matching reques
 ``status``
     answer ``status`` (default 503) with ``{"message": ...}``, optionally ``Retry-After: retry_after``
     (seconds) and ``x-should-retry: true|false``. 429, 500, 502 and 503 are the usual ones.
+``echo_authorization``
+    like ``status`` (401, 403 and 503 are the telling ones), but the message quotes the request's
+    ``Authorization`` header back, the way some gateways and debug error pages do: as a header line,
+    inside a mapping of the request's headers, and the bare token. A client must keep none of it.
 ``latency``
     wait ``latency_seconds`` (an ``asyncio`` sleep: the server keeps serving others), then answer
     normally. Latency faults add up and combine with one other fault.
@@ -40,6 +44,7 @@ __all__ = ["FAULT_KINDS", "Fault", "FaultInjector"]
 
 FAULT_KINDS = (
     "status",
+    "echo_authorization",
     "latency",
     "drop_connection",
     "truncate_body",
@@ -116,6 +121,23 @@ class Fault:
     def matches(self, method: str, path: str) -> bool:
         return fnmatch.fnmatchcase(method.upper(), self.method.upper()) and fnmatch.fnmatchcase(
             path, self.path
+        )
+
+    @property
+    def answers_with_status(self) -> bool:
+        """Whether this fault answers with ``status`` and an error body (see :meth:`error_message`)."""
+        return self.kind in ("status", "echo_authorization")
+
+    def error_message(self, request_headers: Mapping[str, str]) -> str:
+        """The ``message`` of the error body; ``request_headers`` have lower-case names."""
+        message = self.message or f"[emulated fault] HTTP {self.status}"
+        if self.kind != "echo_authorization":
+            return message
+        authorization = request_headers.get("authorization", "")
+        token = authorization.partition(" ")[2]
+        return (
+            f"{message}. Authorization: {authorization}; "
+            f"request headers: {{'authorization': '{authorization}'}}; token: {token}"
         )
 
     @property

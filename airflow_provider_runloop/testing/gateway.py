@@ -183,7 +183,7 @@ class EmulatorGateway:
             await asyncio.sleep(latency)
         kind = exchange.fault = fault.kind if fault is not None else None
 
-        if fault is not None and kind == "status":
+        if fault is not None and fault.answers_with_status:
             extra: list[tuple[bytes, bytes]] = []
             if fault.retry_after is not None:
                 retry_after = fault.retry_after
@@ -191,7 +191,7 @@ class EmulatorGateway:
                 extra.append((b"retry-after", text.encode()))
             if fault.should_retry is not None:
                 extra.append((b"x-should-retry", b"true" if fault.should_retry else b"false"))
-            message = fault.message or f"[emulated fault] HTTP {fault.status}"
+            message = fault.error_message(headers)
             exchange.status = await self._send(
                 send, _json_error(fault.status, message, extra), response_request_id
             )

@@ -45,6 +45,23 @@ async def test_a_status_fault_sends_retry_after_and_x_should_retry(
     assert response.json() == {"message": "slow down"}
 
 
+@pytest.mark.parametrize("status", [401, 403, 503])
+async def test_echo_authorization_quotes_the_request_header_back(
+    client: httpx.AsyncClient, emulator: RunloopEmulator, status: int
+) -> None:
+    fault = emulator.add_fault("echo_authorization", status=status, times=1, should_retry=True)
+    response = await client.get("/v1/benchmarks")
+    assert response.status_code == status
+    assert response.headers["x-should-retry"] == "true"
+    (message,) = response.json().values()
+    assert f"Authorization: Bearer {emulator.api_key};" in message
+    assert f"{{'authorization': 'Bearer {emulator.api_key}'}}" in message
+    assert message.endswith(f"token: {emulator.api_key}")
+    assert (await client.get("/v1/benchmarks")).status_code == 200
+    assert fault.fired == 1
+    assert [entry.fault for entry in emulator.requests()] == ["echo_authorization", None]
+
+
 async def test_faults_match_method_and_path_globs_and_skip_the_first_requests(
     client: httpx.AsyncClient, emulator: RunloopEmulator
 ) -> None:
