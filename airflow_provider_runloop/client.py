@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import httpx
 import pydantic
@@ -182,12 +182,22 @@ class _Call:
 
 
 class _Pager(Generic[ItemT]):
-    """Cursor pagination as the Runloop SDK does it, without I/O.
+    """Cursor pagination without I/O: a listing is whole, or it is an error.
 
     The caller asks :meth:`next_call` for the next page request, sends it, and hands the parsed page
-    to :meth:`accept`, which returns the page's new items. The list ends on ``has_more: false``, on an
-    empty page, or (when the server leaves ``has_more`` out) on a page shorter than the limit. Items
-    are de-duplicated by id, and a cursor that does not advance raises instead of looping forever.
+    to :meth:`accept`, which returns the page's new items, or raises
+    :class:`~airflow_provider_runloop.exceptions.RunloopInvalidResponseError` for a page that cannot
+    be the next one. The listing ends on ``has_more: false``.
+
+    A page is refused when its last item was already listed (a proxy or cache answering the previous
+    cursor again: the cursor would not advance), or when it says ``has_more: true`` but gives nothing
+    to continue from (no items, or a last item without an id). A page that does advance has its
+    already-listed items dropped (items are de-duplicated by id), so a page that overlaps the previous
+    one (a shifted window) costs nothing. :meth:`accept` changes nothing when it refuses a page.
+
+    ``has_more`` is required: the published spec marks it required in every list view, so a page
+    without it is malformed (the model refuses it). The SDK tolerates its absence by paging until a
+    short or empty page; this client does not guess where a listing ends.
     """
 
     def __init__(self, call: _Call, limit: int, redact: Callable[[str], str]) -> None:
@@ -199,6 +209,7 @@ class _Pager(Generic[ItemT]):
         self._done = False
 
     def next_call(self) -> _Call | None:
+        """The request for the next page, or ``None`` when the listing is over."""
         if self._done:
             return None
         params = {**self._call.params, "limit": self._limit}
@@ -207,28 +218,28 @@ class _Pager(Generic[ItemT]):
         return _Call(self._call.method, self._call.path, self._call.model, params)
 
     def accept(self, page: ListView[ItemT]) -> list[ItemT]:
+        """The page's items not listed before; raises (changing nothing) for a page that cannot be next."""
         items = page.items
-        if not items:
-            self._done = True
-            return []
-        last_id = _item_id(items[-1])
-        if last_id is None:
-            self._done = True
-        elif last_id == self._cursor or last_id in self._seen:
-            # The id comes from the server: redacted like all it says.
-            raise RunloopInvalidResponseError(
-                self._redact(
-                    f"Runloop API {self._call.method} {self._call.path} returned a page ending at "
-                    f"{last_id!r}, which was already listed: the pagination cursor does not advance. "
-                    "Refusing to loop; retry the task later."
-                )
-            )
+        last_id = _item_id(items[-1]) if items else None
+        if last_id is not None and (last_id == self._cursor or last_id in self._seen):
+            self._refuse(f"ends at {last_id!r}, which was already listed: the cursor does not advance")
+        if page.has_more and last_id is None:
+            what = "no items" if not items else "a last item without an id"
+            self._refuse(f"says has_more but has {what} to continue from")
         fresh = [item for item in items if _item_id(item) not in self._seen]
         self._seen.update(item_id for item in fresh if (item_id := _item_id(item)) is not None)
         self._cursor = last_id
-        if page.has_more is False or (page.has_more is None and len(items) < self._limit):
-            self._done = True
+        self._done = not page.has_more
         return fresh
+
+    def _refuse(self, problem: str) -> NoReturn:
+        where = f"after {self._cursor!r}" if self._cursor is not None else "first"
+        raise RunloopInvalidResponseError(
+            self._redact(
+                f"Runloop API {self._call.method} {self._call.path} returned a page ({where}) that "
+                f"{problem}. Refusing to return a partial listing; retry the task later."
+            )
+        )
 
 
 class _ClientCore:

@@ -371,9 +371,7 @@ def test_error_excerpt_is_short(api: Driver, router: respx.Router) -> None:
 PAGE_PATH = "/v1/benchmark_runs/bmr_1/scenario_runs"
 
 
-def _pages(
-    router: respx.Router, total: int, page_key: str = "runs", omit_has_more: bool = False
-) -> respx.Route:
+def _pages(router: respx.Router, total: int, page_key: str = "runs") -> respx.Route:
     runs = [_scenario_run(i) for i in range(total)]
 
     def respond(request: httpx.Request) -> httpx.Response:
@@ -381,9 +379,7 @@ def _pages(
         after = request.url.params.get("starting_after")
         start = 0 if after is None else next(i for i, r in enumerate(runs) if r["id"] == after) + 1
         chunk = runs[start : start + limit]
-        body: dict[str, Any] = {page_key: chunk, "total_count": total}
-        if not omit_has_more:
-            body["has_more"] = start + limit < total
+        body = {page_key: chunk, "has_more": start + limit < total, "total_count": total}
         return httpx.Response(200, json=body)
 
     route = router.get(PAGE_PATH)
@@ -410,13 +406,53 @@ def test_pagination_walks_every_page(
         assert second["starting_after"] == runs[int(first["limit"]) - 1].id
 
 
-@pytest.mark.parametrize(("total", "requests"), [(25, 3), (30, 4), (0, 1)])
-def test_pagination_without_has_more_stops_on_short_or_empty_page(
-    api: Driver, router: respx.Router, total: int, requests: int
+@pytest.mark.parametrize(
+    ("method", "path", "body", "missing"),
+    [
+        pytest.param(
+            "list_scenario_runs", PAGE_PATH, {"has_more": False, "total_count": 10}, "runs", id="runs"
+        ),
+        pytest.param(
+            "list_scenario_runs", PAGE_PATH, {"runs": [], "total_count": 0}, "has_more", id="has_more"
+        ),
+        pytest.param(
+            "list_scenario_runs", PAGE_PATH, {"runs": None, "has_more": False}, "runs", id="null-runs"
+        ),
+        pytest.param(
+            "count_scenario_runs", PAGE_PATH, {"total_count": 3, "has_more": True}, "runs", id="count"
+        ),
+        pytest.param(
+            "list_benchmark_runs", "/v1/benchmark_runs", {"has_more": False}, "runs", id="benchmark-runs"
+        ),
+        pytest.param("list_benchmark_jobs", "/v1/benchmark_jobs", {"has_more": False}, "jobs", id="jobs"),
+    ],
+)
+def test_a_page_without_its_items_or_has_more_is_an_error_not_an_empty_page(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    missing: str,
 ) -> None:
-    route = _pages(router, total, omit_has_more=True)
-    assert len(api("list_scenario_runs", "bmr_1", page_size=10)) == total
-    assert route.call_count == requests
+    api = make_api(RetryPolicy(max_retries=0))
+    router.get(path).respond(json=body)
+    args = ("bmr_1",) if "scenario_runs" in method else ()
+    with pytest.raises(RunloopInvalidResponseError, match=f"not a valid .*List: {missing}"):
+        api(method, *args)
+
+
+def test_a_page_that_says_has_more_but_has_no_items_is_an_error(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=0))
+    route = router.get(PAGE_PATH)
+    route.side_effect = [
+        httpx.Response(200, json={"runs": [_scenario_run(0)], "has_more": True}),
+        httpx.Response(200, json={"runs": [], "has_more": True}),
+    ]
+    with pytest.raises(RunloopInvalidResponseError, match="says has_more but has no items"):
+        api("list_scenario_runs", "bmr_1", page_size=1)
 
 
 def test_pagination_keeps_filters_and_sends_state(api: Driver, router: respx.Router) -> None:
@@ -487,7 +523,7 @@ def test_count_uses_one_small_request(api: Driver, router: respx.Router) -> None
 
 
 def test_count_falls_back_to_listing_without_total_count(api: Driver, router: respx.Router) -> None:
-    route = _pages(router, 12, omit_has_more=False)
+    route = _pages(router, 12)
     # The first (limit=1) answer has no total_count: the client lists instead.
     original = route.side_effect
 
