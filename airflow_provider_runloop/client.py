@@ -179,6 +179,9 @@ class _Call:
     params: Mapping[str, str | int | bool] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
+    # Also retry a 200 whose body is invalid (and the check the caller runs on it): only for reads
+    # that are safe to repeat and where one odd answer is worth asking again, the pages of a listing.
+    retry_invalid_response: bool = False
 
 
 class _Pager(Generic[ItemT]):
@@ -193,7 +196,9 @@ class _Pager(Generic[ItemT]):
     cursor again: the cursor would not advance), or when it says ``has_more: true`` but gives nothing
     to continue from (no items, or a last item without an id). A page that does advance has its
     already-listed items dropped (items are de-duplicated by id), so a page that overlaps the previous
-    one (a shifted window) costs nothing. :meth:`accept` changes nothing when it refuses a page.
+    one (a shifted window) costs nothing. The pages' calls ask the client to retry a refused or
+    malformed page, with the same cursor, within its retry policy: a page GET is idempotent, and one
+    odd answer should not abort a listing. :meth:`accept` changes nothing when it refuses a page.
 
     ``has_more`` is required: the published spec marks it required in every list view, so a page
     without it is malformed (the model refuses it). The SDK tolerates its absence by paging until a
@@ -215,7 +220,9 @@ class _Pager(Generic[ItemT]):
         params = {**self._call.params, "limit": self._limit}
         if self._cursor is not None:
             params["starting_after"] = self._cursor
-        return _Call(self._call.method, self._call.path, self._call.model, params)
+        return _Call(
+            self._call.method, self._call.path, self._call.model, params, retry_invalid_response=True
+        )
 
     def accept(self, page: ListView[ItemT]) -> list[ItemT]:
         """The page's items not listed before; raises (changing nothing) for a page that cannot be next."""
@@ -237,7 +244,7 @@ class _Pager(Generic[ItemT]):
         raise RunloopInvalidResponseError(
             self._redact(
                 f"Runloop API {self._call.method} {self._call.path} returned a page ({where}) that "
-                f"{problem}. Refusing to return a partial listing; retry the task later."
+                f"{problem}. A partial listing is never returned; if this persists, retry the task later."
             )
         )
 
@@ -399,9 +406,14 @@ class _ClientCore:
 
     # -- retrying -----------------------------------------------------------------------------------
 
-    def _retry_options(self) -> dict[str, Any]:
+    def _retry_options(self, call: _Call) -> dict[str, Any]:
+        def worth_retrying(exc: BaseException) -> bool:
+            if call.retry_invalid_response and isinstance(exc, RunloopInvalidResponseError):
+                return True
+            return bool(getattr(exc, "retryable", False))
+
         return {
-            "retry": retry_if_exception(lambda exc: getattr(exc, "retryable", False)),
+            "retry": retry_if_exception(worth_retrying),
             "stop": stop_after_attempt(self.retry.max_retries + 1),
             "wait": self._wait_seconds,
             "before_sleep": self._log_retry,
@@ -463,7 +475,7 @@ class _ClientCore:
     def _count_scenario_runs(cls, benchmark_run_id: str, state: ScenarioRunState | str | None) -> _Call:
         listing = cls._list_scenario_runs(benchmark_run_id, state)
         params = {**listing.params, "limit": 1, "include_total_count": True}
-        return _Call("GET", listing.path, ScenarioRunList, params)
+        return _Call("GET", listing.path, ScenarioRunList, params, retry_invalid_response=True)
 
     @staticmethod
     def _verify_credentials() -> _Call:
@@ -603,12 +615,15 @@ class RunloopClient(_ClientCore):
         """Close the connection pool."""
         self._http.close()
 
-    def _execute(self, call: _Call) -> Any:
+    def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
+        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""
         request = self._build_request(self._http, call)
         result: Any = None
-        for attempt in Retrying(sleep=self._sleep, **self._retry_options()):
+        for attempt in Retrying(sleep=self._sleep, **self._retry_options(call)):
             with attempt:
                 result = self._read(call, request, self._send(request))
+                if accept is not None:
+                    result = accept(result)
         return result
 
     def _send(self, request: httpx.Request) -> httpx.Response:
@@ -625,7 +640,7 @@ class RunloopClient(_ClientCore):
 
     def _walk(self, pager: _Pager[Any]) -> Iterator[Any]:
         while (page_call := pager.next_call()) is not None:
-            yield from pager.accept(self._execute(page_call))
+            yield from self._execute(page_call, pager.accept)
 
     # -- endpoints ----------------------------------------------------------------------------------
 
@@ -810,15 +825,18 @@ class AsyncRunloopClient(_ClientCore):
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _execute(self, call: _Call) -> Any:
+    async def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
+        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""
         request = self._build_request(self._http, call)
         result: Any = None
-        options = self._retry_options()
+        options = self._retry_options(call)
         if self._sleep is not None:
             options["sleep"] = self._sleep
         async for attempt in AsyncRetrying(**options):
             with attempt:
                 result = self._read(call, request, await self._send(request))
+                if accept is not None:
+                    result = accept(result)
         return result
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
@@ -834,7 +852,7 @@ class AsyncRunloopClient(_ClientCore):
 
     async def _walk(self, pager: _Pager[Any]) -> AsyncIterator[Any]:
         while (page_call := pager.next_call()) is not None:
-            for item in pager.accept(await self._execute(page_call)):
+            for item in await self._execute(page_call, pager.accept):
                 yield item
 
     # -- endpoints ----------------------------------------------------------------------------------

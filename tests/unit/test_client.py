@@ -7,6 +7,7 @@ import email.utils
 import inspect
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -471,13 +472,95 @@ def test_pagination_error_page_raises_not_ends(api: Driver, router: respx.Router
         api("list_scenario_runs", "bmr_1", page_size=1)
 
 
-def test_pagination_cursor_that_does_not_advance_raises(api: Driver, router: respx.Router) -> None:
-    route = router.get(PAGE_PATH).respond(
-        json={"runs": [_scenario_run(0), _scenario_run(1)], "has_more": True}
-    )
-    with pytest.raises(RunloopInvalidResponseError, match="cursor does not advance"):
+FIVE = [_scenario_run(i) for i in range(5)]
+FIVE_IDS = [run["id"] for run in FIVE]
+
+
+def _five(start: int) -> dict[str, Any]:
+    """The page of two of FIVE that starts at ``start``."""
+    return {"runs": FIVE[start : start + 2], "has_more": start + 2 < len(FIVE)}
+
+
+# What a proxy, a cache or a flaky server may answer for the second page (the one after scr_00001).
+REPEATED = httpx.Response(200, json=_five(0))  # the first page again: the cursor would not advance
+SHIFTED = httpx.Response(200, json=_five(1))  # a window one item early: scr_00001 again, then scr_00002
+MALFORMED = httpx.Response(200, content=b'{"runs": [{"id": "scr_0000')  # cut in half
+NO_HAS_MORE = httpx.Response(200, json={"runs": FIVE[2:4]})
+EMPTY_BUT_MORE = httpx.Response(200, json={"runs": [], "has_more": True})
+DOWN = httpx.Response(503, json={"message": "down"})
+
+
+@pytest.mark.parametrize(
+    ("answers", "second_page_requests", "error"),
+    [
+        pytest.param([], 1, None, id="clean"),
+        pytest.param([REPEATED], 2, None, id="repeated-once"),
+        pytest.param([SHIFTED], 1, None, id="shifted-window"),
+        pytest.param([MALFORMED], 2, None, id="malformed-once"),
+        pytest.param([NO_HAS_MORE], 2, None, id="no-has-more-once"),
+        pytest.param([EMPTY_BUT_MORE], 2, None, id="empty-but-has-more-once"),
+        pytest.param([REPEATED, DOWN, MALFORMED], 4, None, id="mixed-within-the-budget"),
+        pytest.param([REPEATED] * 4, 4, "the cursor does not advance", id="repeated-past-the-budget"),
+        pytest.param([MALFORMED] * 4, 4, "not a valid ScenarioRunList", id="malformed-past-the-budget"),
+        pytest.param([REPEATED, REPEATED, DOWN, DOWN], 4, "returned 503", id="last-error-is-raised"),
+    ],
+)
+def test_a_page_is_asked_again_within_the_retry_budget_and_each_item_listed_once(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    caplog: pytest.LogCaptureFixture,
+    answers: list[httpx.Response],
+    second_page_requests: int,
+    error: str | None,
+) -> None:
+    api = make_api(RetryPolicy(max_retries=3))
+    queue = list(answers)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("starting_after")
+        if cursor == "scr_00001" and queue:
+            return queue.pop(0)
+        start = 0 if cursor is None else FIVE_IDS.index(cursor) + 1
+        return httpx.Response(200, json=_five(start))
+
+    route = router.get(PAGE_PATH)
+    route.side_effect = serve
+    if error is None:
+        assert [run.id for run in api("list_scenario_runs", "bmr_1", page_size=2)] == FIVE_IDS
+    else:
+        with pytest.raises((RunloopInvalidResponseError, RunloopServerError), match=error):
+            api("list_scenario_runs", "bmr_1", page_size=2)
+    cursors = [call.request.url.params.get("starting_after") for call in route.calls]
+    # Every retry asks for the same page again: the same cursor, never a skip ahead.
+    assert cursors.count("scr_00001") == second_page_requests
+    assert len(api.sleeps) == second_page_requests - 1
+    assert len(re.findall(r"; retry \d of 3 in", caplog.text)) == second_page_requests - 1
+
+
+def test_without_retries_a_repeated_page_fails_at_once(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=0))
+    route = router.get(PAGE_PATH).respond(json=_five(0))
+    with pytest.raises(RunloopInvalidResponseError, match="the cursor does not advance"):
         api("list_scenario_runs", "bmr_1", page_size=2)
     assert route.call_count == 2
+
+
+def test_a_malformed_count_is_asked_again_but_a_malformed_object_is_not(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=3))
+    counts = router.get(PAGE_PATH)
+    counts.side_effect = [
+        MALFORMED,
+        httpx.Response(200, json={"runs": [], "has_more": True, "total_count": 7}),
+    ]
+    assert api("count_scenario_runs", "bmr_1") == 7
+    run = router.get("/v1/benchmark_runs/bmr_1").respond(200, content=b'{"id": "bmr_1", "st')
+    with pytest.raises(RunloopInvalidResponseError, match="not a valid BenchmarkRunView"):
+        api("get_benchmark_run", "bmr_1")
+    assert (counts.call_count, run.call_count) == (2, 1)
 
 
 def test_pagination_deduplicates_items_by_id(api: Driver, router: respx.Router) -> None:
