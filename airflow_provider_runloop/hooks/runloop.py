@@ -48,6 +48,7 @@ from airflow_provider_runloop.progress import (
     assess_counts,
     judge,
 )
+from airflow_provider_runloop.redaction import redact_credentials
 
 # One cheap poll counts these (with the unfiltered total first): everything else is derived.
 _POLLED_STATES: tuple[ScenarioRunState | None, ...] = (
@@ -147,7 +148,9 @@ class RunloopHook(BaseHook):
         except (RunloopError, ValueError) as exc:
             return False, f"Runloop connection test failed: {exc}"
         except Exception as exc:
-            return False, f"Runloop connection test failed: {type(exc).__name__}: {exc}"
+            # Not one of ours, so not redacted yet: it may quote a header (the UI shows this text).
+            detail = redact_credentials(f"{type(exc).__name__}: {exc}")
+            return False, f"Runloop connection test failed: {detail}"
         finally:
             self.close()
         return True, f"Connected to the Runloop API at {client.base_url}."

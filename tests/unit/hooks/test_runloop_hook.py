@@ -213,6 +213,18 @@ def test_test_connection_never_raises(monkeypatch: pytest.MonkeyPatch, api: resp
     assert "no API key" in message
 
 
+def test_test_connection_redacts_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_conn(monkeypatch)
+
+    def explode(self: RunloopClient) -> None:
+        raise RuntimeError(f"proxy refused: Authorization: Bearer {KEY}")
+
+    monkeypatch.setattr(RunloopClient, "verify_credentials", explode)
+    ok, message = RunloopHook().test_connection()
+    assert not ok
+    assert message == "Runloop connection test failed: RuntimeError: proxy refused: Authorization: ***"
+
+
 def test_key_absent_from_logs_and_repr(
     monkeypatch: pytest.MonkeyPatch, api: respx.Router, caplog: pytest.LogCaptureFixture
 ) -> None:
