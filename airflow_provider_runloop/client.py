@@ -5,6 +5,11 @@ Both are thin twins over one request/response core (:class:`_ClientCore`), in th
 whether and how long to wait before a retry, turning responses into typed errors or models, and
 walking cursor pages all live in the core and in :class:`_Pager`. The twins only send and sleep.
 
+The API key never leaves this module except in the ``Authorization`` header: it is checked once
+(:func:`check_api_key`), and every text the server or the transport provides (a body, a header, an
+error message) is redacted (:func:`~airflow_provider_runloop.redaction.redact_credentials`) before an
+exception or a log line holds it.
+
 This module does not import Airflow: it is usable (and tested) on its own.
 """
 
@@ -21,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import httpx
 import pydantic
@@ -33,6 +38,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
     RunloopConflictError,
+    RunloopInvalidRequestError,
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
@@ -53,6 +59,7 @@ from airflow_provider_runloop.models import (
     ScenarioRunState,
     ScenarioRunView,
 )
+from airflow_provider_runloop.redaction import redact_credentials
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -62,6 +69,7 @@ __all__ = [
     "AsyncRunloopClient",
     "RetryPolicy",
     "RunloopClient",
+    "check_api_key",
     "validate_id",
 ]
 
@@ -73,10 +81,44 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 MAX_PAGE_SIZE = 5000
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_HEADER_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 ItemT = TypeVar("ItemT", bound=ApiView)
+
+
+def check_api_key(api_key: object, *, source: str = "the api_key argument") -> str:
+    """Return a Runloop API key without the whitespace around it, or raise ``ValueError``.
+
+    Surrounding whitespace (the trailing newline of a secrets file) is removed: that is what users
+    mean. A key with whitespace inside it, or with a character that is not printable ASCII, is
+    refused, since no HTTP header can carry it. The error names the problem and where the key came
+    from, never the key.
+
+    :param api_key: the key.
+    :param source: where the key came from, for the error message (an argument, a connection).
+    """
+    if not isinstance(api_key, str):
+        raise ValueError(f"The Runloop API key from {source} must be a string, not {type(api_key).__name__}.")
+    key = api_key.strip()
+    if not key:
+        raise ValueError(f"A Runloop API key is required, but {source} is empty.")
+    for position, char in enumerate(key, start=1):
+        if char.isspace():
+            problem = "whitespace (a space, tab or line break)"
+        elif not char.isascii():
+            problem = "a non-ASCII character"
+        elif not char.isprintable():
+            problem = "a non-printable control character"
+        else:
+            continue
+        raise ValueError(
+            f"The Runloop API key from {source} contains {problem} at character {position}: a key is "
+            "printable ASCII without spaces. Copy the key again from the Runloop dashboard "
+            "(the key is not shown here)."
+        )
+    return key
 
 
 def validate_id(name: str, value: object) -> str:
@@ -137,52 +179,74 @@ class _Call:
     params: Mapping[str, str | int | bool] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
+    # Also retry a 200 whose body is invalid (and the check the caller runs on it): only for reads
+    # that are safe to repeat and where one odd answer is worth asking again, the pages of a listing.
+    retry_invalid_response: bool = False
 
 
 class _Pager(Generic[ItemT]):
-    """Cursor pagination as the Runloop SDK does it, without I/O.
+    """Cursor pagination without I/O: a listing is whole, or it is an error.
 
     The caller asks :meth:`next_call` for the next page request, sends it, and hands the parsed page
-    to :meth:`accept`, which returns the page's new items. The list ends on ``has_more: false``, on an
-    empty page, or (when the server leaves ``has_more`` out) on a page shorter than the limit. Items
-    are de-duplicated by id, and a cursor that does not advance raises instead of looping forever.
+    to :meth:`accept`, which returns the page's new items, or raises
+    :class:`~airflow_provider_runloop.exceptions.RunloopInvalidResponseError` for a page that cannot
+    be the next one. The listing ends on ``has_more: false``.
+
+    A page is refused when its last item was already listed (a proxy or cache answering the previous
+    cursor again: the cursor would not advance), or when it says ``has_more: true`` but gives nothing
+    to continue from (no items, or a last item without an id). A page that does advance has its
+    already-listed items dropped (items are de-duplicated by id), so a page that overlaps the previous
+    one (a shifted window) costs nothing. The pages' calls ask the client to retry a refused or
+    malformed page, with the same cursor, within its retry policy: a page GET is idempotent, and one
+    odd answer should not abort a listing. :meth:`accept` changes nothing when it refuses a page.
+
+    ``has_more`` is required: the published spec marks it required in every list view, so a page
+    without it is malformed (the model refuses it). The SDK tolerates its absence by paging until a
+    short or empty page; this client does not guess where a listing ends.
     """
 
-    def __init__(self, call: _Call, limit: int) -> None:
+    def __init__(self, call: _Call, limit: int, redact: Callable[[str], str]) -> None:
         self._call = call
         self._limit = limit
+        self._redact = redact
         self._cursor: str | None = None
         self._seen: set[str] = set()
         self._done = False
 
     def next_call(self) -> _Call | None:
+        """The request for the next page, or ``None`` when the listing is over."""
         if self._done:
             return None
         params = {**self._call.params, "limit": self._limit}
         if self._cursor is not None:
             params["starting_after"] = self._cursor
-        return _Call(self._call.method, self._call.path, self._call.model, params)
+        return _Call(
+            self._call.method, self._call.path, self._call.model, params, retry_invalid_response=True
+        )
 
     def accept(self, page: ListView[ItemT]) -> list[ItemT]:
+        """The page's items not listed before; raises (changing nothing) for a page that cannot be next."""
         items = page.items
-        if not items:
-            self._done = True
-            return []
-        last_id = _item_id(items[-1])
-        if last_id is None:
-            self._done = True
-        elif last_id == self._cursor or last_id in self._seen:
-            raise RunloopInvalidResponseError(
-                f"Runloop API {self._call.method} {self._call.path} returned a page ending at "
-                f"{last_id!r}, which was already listed: the pagination cursor does not advance. "
-                "Refusing to loop; retry the task later."
-            )
+        last_id = _item_id(items[-1]) if items else None
+        if last_id is not None and (last_id == self._cursor or last_id in self._seen):
+            self._refuse(f"ends at {last_id!r}, which was already listed: the cursor does not advance")
+        if page.has_more and last_id is None:
+            what = "no items" if not items else "a last item without an id"
+            self._refuse(f"says has_more but has {what} to continue from")
         fresh = [item for item in items if _item_id(item) not in self._seen]
         self._seen.update(item_id for item in fresh if (item_id := _item_id(item)) is not None)
         self._cursor = last_id
-        if page.has_more is False or (page.has_more is None and len(items) < self._limit):
-            self._done = True
+        self._done = not page.has_more
         return fresh
+
+    def _refuse(self, problem: str) -> NoReturn:
+        where = f"after {self._cursor!r}" if self._cursor is not None else "first"
+        raise RunloopInvalidResponseError(
+            self._redact(
+                f"Runloop API {self._call.method} {self._call.path} returned a page ({where}) that "
+                f"{problem}. A partial listing is never returned; if this persists, retry the task later."
+            )
+        )
 
 
 class _ClientCore:
@@ -197,9 +261,7 @@ class _ClientCore:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if not api_key or not api_key.strip():
-            raise ValueError("A Runloop API key is required (the connection's password field).")
-        self._api_key = api_key
+        self._api_key = check_api_key(api_key, source="the api_key argument (the connection's password)")
         self.base_url = _normalise_base_url(base_url)
         self.retry = retry or RetryPolicy()
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
@@ -207,6 +269,10 @@ class _ClientCore:
     def __repr__(self) -> str:
         # Never the key.
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key or any other credential: apply to all the server says."""
+        return redact_credentials(text, (self._api_key,))
 
     def _http_options(self) -> dict[str, Any]:
         return {
@@ -241,6 +307,12 @@ class _ClientCore:
         body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> _Call:
+        if idempotency_key is not None and not _HEADER_TOKEN.fullmatch(idempotency_key):
+            # It is sent as a header: refuse what no header can carry before any request.
+            raise ValueError(
+                "idempotency_key must be printable ASCII without spaces (it is sent as a header), "
+                f"got {idempotency_key!r}"
+            )
         key = idempotency_key or f"airflow-runloop-{uuid.uuid4()}"
         return _Call("POST", path, model, body=body, idempotency_key=key)
 
@@ -263,8 +335,11 @@ class _ClientCore:
         if response.is_success:
             return
         status = response.status_code
+        # Both come from the server, and a gateway that echoes the request may echo its key.
         request_id = response.headers.get("x-request-id") or request.headers.get("x-request-id")
-        body = response.text
+        if request_id is not None:
+            request_id = self._redact(request_id)
+        body = self._redact(response.text)
         retry_after = _retry_after_seconds(response.headers)
         kwargs: dict[str, Any] = {"request_id": request_id, "body": body, "retry_after": retry_after}
         method, path = request.method, request.url.path
@@ -303,28 +378,42 @@ class _ClientCore:
             )
         raise error
 
-    @staticmethod
-    def _parse(call: _Call, request: httpx.Request, response: httpx.Response) -> Any:
+    def _read(self, call: _Call, request: httpx.Request, response: httpx.Response) -> Any:
+        """The response as ``call.model``, or the typed error it amounts to."""
+        self._raise_for_status(request, response)
         try:
             return call.model.model_validate_json(response.content)
         except pydantic.ValidationError as exc:
-            raise RunloopInvalidResponseError(
-                f"Runloop API {request.method} {request.url.path} returned a body that is not a valid "
-                f"{call.model.__name__}: {_first_error(exc)}"
-            ) from None
+            detail = self._redact(_first_error(exc))
+        # Raised outside the except block, so the error carries no context of pydantic's.
+        raise RunloopInvalidResponseError(
+            f"Runloop API {request.method} {request.url.path} returned a body that is not a valid "
+            f"{call.model.__name__}: {detail}"
+        )
 
-    @staticmethod
-    def _transport_error(request: httpx.Request, exc: httpx.TransportError) -> RunloopTransportError:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def _transport_error(
+        self, request: httpx.Request, exc: httpx.TransportError
+    ) -> RunloopTransportError | RunloopInvalidRequestError:
+        """Our error for httpx's; the twins raise it outside their ``except`` block (no context)."""
+        # h11 quotes a refused header value (the key's, too) in its message.
+        reason = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if isinstance(exc, httpx.LocalProtocolError):
+            # httpx refused to write the request: it fails the same way every time.
+            return RunloopInvalidRequestError(request.method, request.url.path, reason)
         if isinstance(exc, httpx.TimeoutException):
             return RunloopTimeoutError(request.method, request.url.path, reason)
         return RunloopTransportError(request.method, request.url.path, reason)
 
     # -- retrying -----------------------------------------------------------------------------------
 
-    def _retry_options(self) -> dict[str, Any]:
+    def _retry_options(self, call: _Call) -> dict[str, Any]:
+        def worth_retrying(exc: BaseException) -> bool:
+            if call.retry_invalid_response and isinstance(exc, RunloopInvalidResponseError):
+                return True
+            return bool(getattr(exc, "retryable", False))
+
         return {
-            "retry": retry_if_exception(lambda exc: getattr(exc, "retryable", False)),
+            "retry": retry_if_exception(worth_retrying),
             "stop": stop_after_attempt(self.retry.max_retries + 1),
             "wait": self._wait_seconds,
             "before_sleep": self._log_retry,
@@ -343,7 +432,7 @@ class _ClientCore:
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
             "Runloop request failed (%s); retry %d of %d in %.1f s",
-            exc,
+            self._redact(str(exc)),
             state.attempt_number,
             self.retry.max_retries,
             wait,
@@ -386,7 +475,7 @@ class _ClientCore:
     def _count_scenario_runs(cls, benchmark_run_id: str, state: ScenarioRunState | str | None) -> _Call:
         listing = cls._list_scenario_runs(benchmark_run_id, state)
         params = {**listing.params, "limit": 1, "include_total_count": True}
-        return _Call("GET", listing.path, ScenarioRunList, params)
+        return _Call("GET", listing.path, ScenarioRunList, params, retry_invalid_response=True)
 
     @staticmethod
     def _verify_credentials() -> _Call:
@@ -526,27 +615,32 @@ class RunloopClient(_ClientCore):
         """Close the connection pool."""
         self._http.close()
 
-    def _execute(self, call: _Call) -> Any:
+    def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
+        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""
         request = self._build_request(self._http, call)
-        response: httpx.Response | None = None
-        for attempt in Retrying(sleep=self._sleep, **self._retry_options()):
+        result: Any = None
+        for attempt in Retrying(sleep=self._sleep, **self._retry_options(call)):
             with attempt:
-                try:
-                    response = self._http.send(request)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(request, exc) from None
-                self._raise_for_status(request, response)
-        assert response is not None
-        return self._parse(call, request, response)
+                result = self._read(call, request, self._send(request))
+                if accept is not None:
+                    result = accept(result)
+        return result
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._http.send(request)
+        except httpx.TransportError as exc:
+            error = self._transport_error(request, exc)
+        raise error
 
     def _paginate(self, call: _Call, page_size: int | None) -> Iterator[Any]:
         # Built before the generator starts, so a bad page size fails at the call, not later.
-        pager: _Pager[Any] = _Pager(call, self._page_size(page_size))
+        pager: _Pager[Any] = _Pager(call, self._page_size(page_size), self._redact)
         return self._walk(pager)
 
     def _walk(self, pager: _Pager[Any]) -> Iterator[Any]:
         while (page_call := pager.next_call()) is not None:
-            yield from pager.accept(self._execute(page_call))
+            yield from self._execute(page_call, pager.accept)
 
     # -- endpoints ----------------------------------------------------------------------------------
 
@@ -731,29 +825,34 @@ class AsyncRunloopClient(_ClientCore):
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _execute(self, call: _Call) -> Any:
+    async def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
+        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""
         request = self._build_request(self._http, call)
-        response: httpx.Response | None = None
-        options = self._retry_options()
+        result: Any = None
+        options = self._retry_options(call)
         if self._sleep is not None:
             options["sleep"] = self._sleep
         async for attempt in AsyncRetrying(**options):
             with attempt:
-                try:
-                    response = await self._http.send(request)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(request, exc) from None
-                self._raise_for_status(request, response)
-        assert response is not None
-        return self._parse(call, request, response)
+                result = self._read(call, request, await self._send(request))
+                if accept is not None:
+                    result = accept(result)
+        return result
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._http.send(request)
+        except httpx.TransportError as exc:
+            error = self._transport_error(request, exc)
+        raise error
 
     def _paginate(self, call: _Call, page_size: int | None) -> AsyncIterator[Any]:
-        pager: _Pager[Any] = _Pager(call, self._page_size(page_size))
+        pager: _Pager[Any] = _Pager(call, self._page_size(page_size), self._redact)
         return self._walk(pager)
 
     async def _walk(self, pager: _Pager[Any]) -> AsyncIterator[Any]:
         while (page_call := pager.next_call()) is not None:
-            for item in pager.accept(await self._execute(page_call)):
+            for item in await self._execute(page_call, pager.accept):
                 yield item
 
     # -- endpoints ----------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Errors raised by the Runloop provider: one small hierarchy, every message actionable.
 
 No exception here ever carries the API key: messages are built from the method, the path (never the
-query string or headers), the status, the request id and a short excerpt of the response body.
+query string or headers), the status, the request id and a short excerpt of the response body, and
+the client redacts every text the server or the transport provides before it gets here
+(:mod:`airflow_provider_runloop.redaction`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ __all__ = [
     "RunloopBenchmarkRunFailedError",
     "RunloopConflictError",
     "RunloopError",
+    "RunloopInvalidRequestError",
     "RunloopInvalidResponseError",
     "RunloopNotFoundError",
     "RunloopRateLimitError",
@@ -116,11 +119,32 @@ class RunloopTimeoutError(RunloopTransportError):
     """The request timed out (connect, read, write or pool)."""
 
 
+class RunloopInvalidRequestError(RunloopError, ValueError):
+    """The request was never sent: httpx refused to write it (for example a header value with a line
+    break in it).
+
+    Not retried, since the same request fails the same way every time. It is also a ``ValueError``:
+    like the checks made before a request, it means a value given to the client (the connection's API
+    key, an argument) cannot be sent as it is.
+    """
+
+    retryable = False
+
+    def __init__(self, method: str, path: str, reason: str) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(
+            f"Runloop API {method} {path} was not sent: the HTTP library refused to build the request "
+            f"({reason}). This is not retried; check the connection's API key and the task's arguments."
+        )
+
+
 class RunloopInvalidResponseError(RunloopError):
     """The server answered 2xx but the body is not what the API promises.
 
-    Raised for malformed or truncated JSON, a body that does not match the expected shape, and a
-    paginated listing whose cursor does not advance.
+    Raised for malformed or truncated JSON, a body that does not match the expected shape (a page of a
+    listing without its items or ``has_more``, too), and a listing whose cursor does not advance. The
+    pages of a listing are asked for again within the client's retry policy before this is raised.
     """
 
     retryable = False

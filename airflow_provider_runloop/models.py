@@ -4,6 +4,10 @@ The views are deliberately lenient, like the official SDK: unknown fields are ig
 string the provider does not know is kept as a plain ``str`` (not rejected while parsing), so that
 ``progress`` can fail closed with an error that names it. Fields the provider does not need are
 optional even where the API marks them required.
+
+The list envelopes are the exception: a page's items and ``has_more`` are required, as the
+published spec marks them in every list view, because a default there would read a malformed page
+as an empty one, and a listing would end silently short.
 """
 
 from __future__ import annotations
@@ -218,12 +222,15 @@ ItemT = TypeVar("ItemT", bound=ApiView)
 class ListView(ApiView, Generic[ItemT]):
     """A page of a cursor-paginated listing: ``{<items key>: [...], has_more, total_count?}``.
 
-    ``has_more`` is ``None`` when the server left it out (the client then pages until a short or
-    empty page). ``remaining_count``, which old docs show, is ignored.
+    The items key and ``has_more`` are required (the spec's list views require both): a page without
+    them fails validation instead of reading as an empty last page. The official SDK tolerates a
+    missing ``has_more``; this provider follows the spec and never guesses that a listing is over.
+    ``total_count`` is optional (absent or ``null`` with ``include_total_count=false``);
+    ``remaining_count``, which old docs show, is ignored.
     """
 
     items_key: ClassVar[str]
-    has_more: bool | None = None
+    has_more: bool
     total_count: int | None = None
 
     @property
@@ -234,19 +241,19 @@ class ListView(ApiView, Generic[ItemT]):
 
 class ScenarioRunList(ListView[ScenarioRunView]):
     items_key: ClassVar[str] = "runs"
-    runs: list[ScenarioRunView] = Field(default_factory=list)
+    runs: list[ScenarioRunView]
 
 
 class BenchmarkRunList(ListView[BenchmarkRunView]):
     items_key: ClassVar[str] = "runs"
-    runs: list[BenchmarkRunView] = Field(default_factory=list)
+    runs: list[BenchmarkRunView]
 
 
 class BenchmarkList(ListView[BenchmarkView]):
     items_key: ClassVar[str] = "benchmarks"
-    benchmarks: list[BenchmarkView] = Field(default_factory=list)
+    benchmarks: list[BenchmarkView]
 
 
 class BenchmarkJobList(ListView[BenchmarkJobView]):
     items_key: ClassVar[str] = "jobs"
-    jobs: list[BenchmarkJobView] = Field(default_factory=list)
+    jobs: list[BenchmarkJobView]

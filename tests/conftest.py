@@ -3,6 +3,10 @@
 Set before Airflow is imported anywhere, so no test reads or writes the developer's ~/airflow: an
 isolated AIRFLOW_HOME with a SQLite metadata DB, no example DAGs, and two DAG bundles (the test DAGs
 in ``tests/dags`` and the shipped ``example_dags``) so that ``dag.test()`` can find DAG files.
+
+The canary (``support/canary.py``): every emulator of the fixtures uses the session's canary API key,
+a test whose captured output or failure report holds it fails, and at the end of the session the
+Airflow home and every temporary folder of the session are scanned for it (files and SQLite dumps).
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.canary import CANARY_API_KEY, CanaryScan, count_canary, scan_paths
 
 REPO = Path(__file__).resolve().parents[1]
 _BUNDLES = [
@@ -36,3 +43,43 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
+
+
+@pytest.fixture
+def runloop_emulator_options() -> dict[str, Any]:
+    """Every emulator of the ``runloop_emulator`` fixtures uses the canary key (a marker may differ)."""
+    return {"api_key": CANARY_API_KEY}
+
+
+_CANARY_SCANS: list[CanaryScan] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _canary_scan_at_the_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the last test: no file under the Airflow home or the session's temporary folders (task and
+    trigger logs, metadata DBs, exported files, the end-to-end deployments) holds the canary key."""
+    yield
+    scan = scan_paths([Path(os.environ["AIRFLOW_HOME"]), tmp_path_factory.getbasetemp()])
+    _CANARY_SCANS.append(scan)
+    assert not scan.hits, scan.describe()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """A test whose captured logs or output hold the canary key fails."""
+    report: pytest.TestReport = yield
+    # A phase's report also carries the earlier phases' sections: look at its own only. (A failure's
+    # traceback is not searched: it shows the test's own fixtures, and the test failed anyway.)
+    leaking = [
+        name for name, text in report.sections if name.endswith(f" {report.when}") and count_canary(text)
+    ]
+    if leaking:
+        original = report.longreprtext
+        report.outcome = "failed"
+        report.longrepr = f"the canary API key appears in this test's {', '.join(leaking)}\n\n{original}"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for scan in _CANARY_SCANS:
+        terminalreporter.write_line(scan.describe())

@@ -1,9 +1,9 @@
 """RunloopHook: turns an Airflow ``runloop`` connection into Runloop API clients.
 
-The connection keeps the API key in ``password`` and the API's base URL in ``host`` (default
-``https://api.runloop.ai``; a full URL such as ``http://127.0.0.1:8765`` is accepted, and a bare
-host name means https). Optional extras: ``timeout`` and ``connect_timeout`` (seconds),
-``max_retries`` and ``verify_ssl``.
+The connection keeps the API key in ``password`` (read without the whitespace around it) and the
+API's base URL in ``host`` (default ``https://api.runloop.ai``; a full URL such as
+``http://127.0.0.1:8765`` is accepted, and a bare host name means https). Optional extras:
+``timeout`` and ``connect_timeout`` (seconds), ``max_retries`` and ``verify_ssl``.
 
 Sync methods serve operators and poke-mode sensors; their ``a``-prefixed twins serve the triggerer
 and read the connection with Airflow's async API, so they never block its event loop.
@@ -27,6 +27,7 @@ from airflow_provider_runloop.client import (
     AsyncRunloopClient,
     RetryPolicy,
     RunloopClient,
+    check_api_key,
 )
 from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
@@ -53,6 +54,7 @@ from airflow_provider_runloop.progress import (
     judge,
     settle_failure,
 )
+from airflow_provider_runloop.redaction import redact_credentials
 
 # One cheap poll counts these (with the unfiltered total first): everything else is derived.
 _POLLED_STATES: tuple[ScenarioRunState | None, ...] = (
@@ -120,11 +122,14 @@ class RunloopHook(BaseHook):
     @staticmethod
     def _client_options(conn_id: str, conn: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
         """Client arguments from a connection; every problem is named before any request is made."""
-        api_key = conn.password
-        if not api_key:
+        if not (conn.password or "").strip():
             raise ValueError(
                 f"The Runloop connection {conn_id!r} has no API key: put it in the password field."
             )
+        # Without the whitespace around it (a secrets file's trailing newline): that is what users mean.
+        api_key = check_api_key(
+            conn.password, source=f"the password field of the Runloop connection {conn_id!r}"
+        )
         base_url = (conn.host or "").strip() or DEFAULT_BASE_URL
         if conn.port and not _has_port(base_url):
             base_url = f"{base_url.rstrip('/')}:{conn.port}"
@@ -150,7 +155,9 @@ class RunloopHook(BaseHook):
         except (RunloopError, ValueError) as exc:
             return False, f"Runloop connection test failed: {exc}"
         except Exception as exc:
-            return False, f"Runloop connection test failed: {type(exc).__name__}: {exc}"
+            # Not one of ours, so not redacted yet: it may quote a header (the UI shows this text).
+            detail = redact_credentials(f"{type(exc).__name__}: {exc}")
+            return False, f"Runloop connection test failed: {detail}"
         finally:
             self.close()
         return True, f"Connected to the Runloop API at {client.base_url}."

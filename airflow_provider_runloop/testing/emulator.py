@@ -280,6 +280,7 @@ class RunloopEmulator:
         should_retry: bool | None = None,
         latency_seconds: float = 0.0,
         message: str | None = None,
+        shift: int | None = None,
     ) -> Fault:
         """Add a fault (kinds: see :mod:`.faults`); returns it, with live ``matched``/``fired`` counts."""
         return self.faults.add(
@@ -295,6 +296,7 @@ class RunloopEmulator:
                 should_retry=should_retry,
                 latency_seconds=latency_seconds,
                 message=message,
+                shift=shift,
             )
         )
 

@@ -8,6 +8,10 @@ so a test run is reproducible), or both; ``skip`` lets the first matching reques
 ``status``
     answer ``status`` (default 503) with ``{"message": ...}``, optionally ``Retry-After: retry_after``
     (seconds) and ``x-should-retry: true|false``. 429, 500, 502 and 503 are the usual ones.
+``echo_authorization``
+    like ``status`` (401, 403 and 503 are the telling ones), but the message quotes the request's
+    ``Authorization`` header back, the way some gateways and debug error pages do: as a header line,
+    inside a mapping of the request's headers, and the bare token. A client must keep none of it.
 ``latency``
     wait ``latency_seconds`` (an ``asyncio`` sleep: the server keeps serving others), then answer
     normally. Latency faults add up and combine with one other fault.
@@ -20,6 +24,11 @@ so a test run is reproducible), or both; ``skip`` lets the first matching reques
 ``repeat_page``
     for a page request with ``starting_after``, serve again the page this listing served last (the
     client sees items twice and must de-duplicate by id).
+``shift_page``
+    for a page request with ``starting_after``, serve the page that starts ``shift`` items earlier
+    (default: half the previous page), as a lagging replica or a cache keyed loosely might: the page
+    repeats the previous page's last items, then goes on. The cursor still advances; the client must
+    drop what it already listed.
 ``insert_item``
     for a scenario-run page request with ``starting_after``, first add a scenario run that sorts right
     after the cursor (a newcomer showing up mid-pagination; ``total_count`` grows by one).
@@ -30,23 +39,29 @@ Faults never apply to the control API (``/_emulator/...``).
 from __future__ import annotations
 
 import fnmatch
+import json
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultInjector"]
+__all__ = ["FAULT_KINDS", "PAGE_MEMORY_KINDS", "Fault", "FaultInjector"]
 
 FAULT_KINDS = (
     "status",
+    "echo_authorization",
     "latency",
     "drop_connection",
     "truncate_body",
     "malformed_body",
     "repeat_page",
+    "shift_page",
     "insert_item",
 )
+#: Kinds that need the page the listing served last (the gateway keeps it while one is active).
+PAGE_MEMORY_KINDS = frozenset({"repeat_page", "shift_page"})
 _FAULT_FIELDS = {
     "kind",
     "method",
@@ -59,6 +74,7 @@ _FAULT_FIELDS = {
     "should_retry",
     "latency_seconds",
     "message",
+    "shift",
 }
 
 
@@ -77,6 +93,7 @@ class Fault:
     should_retry: bool | None = None
     latency_seconds: float = 0.0
     message: str | None = None
+    shift: int | None = None
     id: str = ""
     matched: int = 0
     fired: int = 0
@@ -97,6 +114,8 @@ class Fault:
             raise ValueError(f"retry_after must not be negative, got {self.retry_after}")
         if self.latency_seconds < 0 or (self.kind == "latency" and self.latency_seconds == 0):
             raise ValueError("a latency fault needs a positive latency_seconds")
+        if self.shift is not None and (isinstance(self.shift, bool) or self.shift < 1):
+            raise ValueError(f"shift must be a positive number of items or None, got {self.shift!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Fault:
@@ -117,6 +136,42 @@ class Fault:
         return fnmatch.fnmatchcase(method.upper(), self.method.upper()) and fnmatch.fnmatchcase(
             path, self.path
         )
+
+    @property
+    def answers_with_status(self) -> bool:
+        """Whether this fault answers with ``status`` and an error body (see :meth:`error_message`)."""
+        return self.kind in ("status", "echo_authorization")
+
+    def error_message(self, request_headers: Mapping[str, str]) -> str:
+        """The ``message`` of the error body; ``request_headers`` have lower-case names."""
+        message = self.message or f"[emulated fault] HTTP {self.status}"
+        if self.kind != "echo_authorization":
+            return message
+        authorization = request_headers.get("authorization", "")
+        token = authorization.partition(" ")[2]
+        return (
+            f"{message}. Authorization: {authorization}; "
+            f"request headers: {{'authorization': '{authorization}'}}; token: {token}"
+        )
+
+    @property
+    def needs_previous_page(self) -> bool:
+        """Whether this fault acts on the page the listing served last (and so needs one)."""
+        return self.kind in PAGE_MEMORY_KINDS
+
+    def shifted_query(self, query: str, previous_page: bytes) -> str:
+        """``query`` with its ``starting_after`` moved ``shift`` items back into ``previous_page``."""
+        envelope = json.loads(previous_page)
+        items = next(value for value in envelope.values() if isinstance(value, list))
+        ids = [item["id"] for item in items]
+        if not ids:
+            return query
+        shift = self.shift if self.shift is not None else max(1, len(ids) // 2)
+        cursor = ids[max(0, len(ids) - 1 - shift)]
+        params = [
+            (k, cursor if k == "starting_after" else v) for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
+        return urlencode(params)
 
     @property
     def exhausted(self) -> bool:
@@ -161,9 +216,11 @@ class FaultInjector:
         with self._lock:
             return list(self._faults)
 
-    def has_active(self, kind: str, method: str, path: str) -> bool:
+    def has_active(self, kind: str | Collection[str], method: str, path: str) -> bool:
+        """Whether a fault of ``kind`` (or of any of these kinds) may still fire for this request."""
+        kinds = {kind} if isinstance(kind, str) else set(kind)
         with self._lock:
-            return any(f.kind == kind and not f.exhausted and f.matches(method, path) for f in self._faults)
+            return any(f.kind in kinds and not f.exhausted and f.matches(method, path) for f in self._faults)
 
     def select(
         self, method: str, path: str, applicable: Callable[[Fault], bool]

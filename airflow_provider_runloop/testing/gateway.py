@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from airflow_provider_runloop.testing.clock import Clock
-from airflow_provider_runloop.testing.faults import Fault, FaultInjector
+from airflow_provider_runloop.testing.faults import PAGE_MEMORY_KINDS, Fault, FaultInjector
 from airflow_provider_runloop.testing.request_log import LoggedRequest, RequestLog
 from airflow_provider_runloop.testing.settings import EmulatorSettings
 from airflow_provider_runloop.testing.state import EmulatorState
@@ -169,7 +169,7 @@ class EmulatorGateway:
         cursor = params.get("starting_after") or None
 
         def applicable(fault: Fault) -> bool:
-            if fault.kind == "repeat_page":
+            if fault.needs_previous_page:
                 return method == "GET" and cursor is not None and page_key in self._last_pages
             if fault.kind == "insert_item":
                 is_scenario_run_list = (
@@ -183,7 +183,7 @@ class EmulatorGateway:
             await asyncio.sleep(latency)
         kind = exchange.fault = fault.kind if fault is not None else None
 
-        if fault is not None and kind == "status":
+        if fault is not None and fault.answers_with_status:
             extra: list[tuple[bytes, bytes]] = []
             if fault.retry_after is not None:
                 retry_after = fault.retry_after
@@ -191,7 +191,7 @@ class EmulatorGateway:
                 extra.append((b"retry-after", text.encode()))
             if fault.should_retry is not None:
                 extra.append((b"x-should-retry", b"true" if fault.should_retry else b"false"))
-            message = fault.message or f"[emulated fault] HTTP {fault.status}"
+            message = fault.error_message(headers)
             exchange.status = await self._send(
                 send, _json_error(fault.status, message, extra), response_request_id
             )
@@ -202,6 +202,9 @@ class EmulatorGateway:
         if kind == "repeat_page":
             exchange.status = await self._send(send, self._last_pages[page_key], response_request_id)
             return
+        if fault is not None and kind == "shift_page":
+            shifted = fault.shifted_query(query, self._last_pages[page_key].body)
+            scope = {**scope, "query_string": shifted.encode("latin-1")}
         if kind == "insert_item" and cursor is not None:
             with self.state.lock:
                 self.state.insert_scenario_run_before(self.clock.now_ms(), cursor)
@@ -219,7 +222,11 @@ class EmulatorGateway:
 
         captured = await self._call_app(scope, body)
 
-        if method == "GET" and captured.status == 200 and self.faults.has_active("repeat_page", method, path):
+        if (
+            method == "GET"
+            and captured.status == 200
+            and self.faults.has_active(PAGE_MEMORY_KINDS, method, path)
+        ):
             self._last_pages[page_key] = captured
         if self.settings.dedupe_request_ids and method != "GET" and request_id:
             self._replies[request_id] = captured

@@ -10,6 +10,10 @@
 ``runloop_emulator_factory``
     ``factory(**kwargs) -> RunloopEmulator`` for tests that need several emulators, or other options
     (e.g. ``clock=RealClock(speed=50)``): each gets its own server, stopped after the test.
+``runloop_emulator_options``
+    the keyword arguments both of them start from (none by default). Override it in a ``conftest.py``
+    to give every emulator of a folder the same options, e.g. its own ``api_key``; a marker's options
+    and the factory's arguments win over it.
 
 Example::
 
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
     from airflow_provider_runloop.testing.emulator import RunloopEmulator
     from airflow_provider_runloop.testing.server import EmulatorServer
 
-__all__ = ["runloop_emulator", "runloop_emulator_factory"]
+__all__ = ["runloop_emulator", "runloop_emulator_factory", "runloop_emulator_options"]
 
 _MARKER = "runloop_emulator"
 Scope = MutableMapping[str, Any]
@@ -84,15 +88,23 @@ def _runloop_emulator_server() -> Iterator[tuple[EmulatorServer, _CurrentEmulato
 
 
 @pytest.fixture
+def runloop_emulator_options() -> dict[str, Any]:
+    """``RunloopEmulator`` keyword arguments every emulator of the fixtures starts from; override it."""
+    return {}
+
+
+@pytest.fixture
 def runloop_emulator(
-    request: pytest.FixtureRequest, _runloop_emulator_server: tuple[EmulatorServer, _CurrentEmulatorApp]
+    request: pytest.FixtureRequest,
+    _runloop_emulator_server: tuple[EmulatorServer, _CurrentEmulatorApp],
+    runloop_emulator_options: dict[str, Any],
 ) -> Iterator[RunloopEmulator]:
     """A Runloop emulator on 127.0.0.1 with a manual clock; see the module docstring."""
     from airflow_provider_runloop.testing.clock import ManualClock
     from airflow_provider_runloop.testing.emulator import RunloopEmulator
 
     marker = request.node.get_closest_marker(_MARKER)
-    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    options: dict[str, Any] = {**runloop_emulator_options, **(marker.kwargs if marker is not None else {})}
     options.setdefault("clock", ManualClock())
     emulator = RunloopEmulator(**options)
     server, app = _runloop_emulator_server
@@ -106,7 +118,9 @@ def runloop_emulator(
 
 
 @pytest.fixture
-def runloop_emulator_factory() -> Iterator[Callable[..., RunloopEmulator]]:
+def runloop_emulator_factory(
+    runloop_emulator_options: dict[str, Any],
+) -> Iterator[Callable[..., RunloopEmulator]]:
     """``factory(**kwargs)``: start another emulator (manual clock unless given) on its own server."""
     from airflow_provider_runloop.testing.clock import ManualClock
     from airflow_provider_runloop.testing.emulator import RunloopEmulator
@@ -114,6 +128,7 @@ def runloop_emulator_factory() -> Iterator[Callable[..., RunloopEmulator]]:
     started: list[RunloopEmulator] = []
 
     def factory(**kwargs: Any) -> RunloopEmulator:
+        kwargs = {**runloop_emulator_options, **kwargs}
         kwargs.setdefault("clock", ManualClock())
         emulator = RunloopEmulator(**kwargs).start()
         started.append(emulator)

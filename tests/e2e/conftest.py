@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from support.airflow_stack import AirflowStack
+from support.canary import CANARY_API_KEY
 from support.moto_s3 import moto_s3_server
 
 from airflow_provider_runloop.testing import RealClock, RunloopEmulator
@@ -60,8 +61,9 @@ def api(airflow_stack: AirflowStack) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[RunloopEmulator]:
-    """A Runloop emulator serving on 127.0.0.1 from this process, its clock running fast."""
-    emulator = RunloopEmulator(clock=RealClock(speed=EMULATOR_SPEED)).start()
+    """A Runloop emulator serving on 127.0.0.1 from this process, its clock running fast; its key (so
+    the connection's password) is the session's canary."""
+    emulator = RunloopEmulator(api_key=CANARY_API_KEY, clock=RealClock(speed=EMULATOR_SPEED)).start()
     try:
         yield emulator
     finally:

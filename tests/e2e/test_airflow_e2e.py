@@ -16,6 +16,7 @@ import boto3
 import httpx
 import psutil
 from support.airflow_stack import AirflowStack, poll_until
+from support.canary import CANARY_API_KEY, scan_paths
 
 from airflow_provider_runloop.testing import RunloopEmulator
 
@@ -310,3 +311,50 @@ def test_new_results_trigger_the_asset_scheduled_dag(
     assert xcom.json()["value"] == {"benchmark_run_ids": [benchmark_run_id], "states": {"completed": 5}}
     log = _task_log(api, consumer_run["dag_run_id"], "summarize_latest", dag_id=consumer)
     assert f"new results from {producer} / {run_id}" in log
+
+
+def test_a_server_echoing_the_key_leaves_it_in_no_log_event_or_database(
+    api: httpx.Client,
+    airflow_stack: AirflowStack,
+    runloop_connection: dict[str, Any],
+    emulator: RunloopEmulator,
+) -> None:
+    assert runloop_connection["password"] == emulator.api_key == CANARY_API_KEY
+    benchmark_run_id = emulator.start_scripted_run(script=HELD_OPEN)
+    run_id = _trigger(api, _conf(benchmark_run_id))
+    poll_until(
+        "the sensor to defer",
+        lambda: True if _task_states(api, run_id).get("wait_for_run") == "deferred" else None,
+        attempts=RUN_ATTEMPTS,
+    )
+    # In the triggerer now: one poll gets 503s that quote the key (retried, then a failed poll), the
+    # next a 401 that quotes it (the trigger's error event, stored until the task resumes and fails).
+    path = f"/v1/benchmark_runs/{benchmark_run_id}*"
+    retried = emulator.add_fault("echo_authorization", status=503, path=path, times=3)
+    refused = emulator.add_fault("echo_authorization", status=401, path=path)
+    try:
+        assert _wait_for_run(api, run_id) == "failed"
+    finally:
+        emulator.clear_faults()
+    assert (retried.fired, refused.fired) == (3, 1)
+    assert _task_states(api, run_id) == {
+        "wait_for_run": "failed",
+        "export_results": "upstream_failed",
+        "report": "upstream_failed",
+    }
+    response = api.get(
+        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_run/logs/1",
+        params={"full_content": "true"},
+        headers={"Accept": "application/json"},
+    )
+    log = json.dumps(response.json())  # every field of every entry, the error's detail included
+    assert "returned 401" in log
+    assert "Authorization: ***" in log
+    folder = airflow_stack.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=wait_for_run"
+    trigger_log = "".join(path.read_text() for path in folder.glob("*.log.trigger.*.log"))
+    assert "Poll 1 in a row failed" in trigger_log
+    assert CANARY_API_KEY not in log + trigger_log
+    # Every log of every component, the task logs and the metadata DB (its dump, too).
+    scan = scan_paths([airflow_stack.home])
+    assert scan.databases >= 1
+    assert not scan.hits, scan.describe()

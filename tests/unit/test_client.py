@@ -7,6 +7,7 @@ import email.utils
 import inspect
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,12 +15,15 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_runloop.client import (
     MAX_PAGE_SIZE,
     AsyncRunloopClient,
     RetryPolicy,
     RunloopClient,
+    check_api_key,
     validate_id,
 )
 from airflow_provider_runloop.exceptions import (
@@ -27,6 +31,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
     RunloopConflictError,
+    RunloopInvalidRequestError,
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
@@ -47,12 +52,14 @@ class Driver:
     Listings come back as lists; sleeps between retries are recorded, never slept.
     """
 
-    def __init__(self, kind: str, router: respx.Router, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, kind: str, router: respx.Router, retry: RetryPolicy | None = None, key: str = KEY
+    ) -> None:
         self.kind = kind
         self.sleeps: list[float] = []
         if kind == "sync":
             self.client: RunloopClient | AsyncRunloopClient = RunloopClient(
-                KEY,
+                key,
                 base_url=BASE,
                 retry=retry,
                 transport=httpx.MockTransport(router.handler),
@@ -64,7 +71,7 @@ class Driver:
                 self.sleeps.append(seconds)
 
             self.client = AsyncRunloopClient(
-                KEY,
+                key,
                 base_url=BASE,
                 retry=retry,
                 transport=httpx.MockTransport(router.async_handler),
@@ -92,8 +99,8 @@ def router() -> Iterator[respx.Router]:
 
 @pytest.fixture(params=["sync", "async"])
 def make_api(request: pytest.FixtureRequest, router: respx.Router) -> Callable[..., Driver]:
-    def make(retry: RetryPolicy | None = None) -> Driver:
-        return Driver(request.param, router, retry)
+    def make(retry: RetryPolicy | None = None, key: str = KEY) -> Driver:
+        return Driver(request.param, router, retry, key)
 
     return make
 
@@ -365,9 +372,7 @@ def test_error_excerpt_is_short(api: Driver, router: respx.Router) -> None:
 PAGE_PATH = "/v1/benchmark_runs/bmr_1/scenario_runs"
 
 
-def _pages(
-    router: respx.Router, total: int, page_key: str = "runs", omit_has_more: bool = False
-) -> respx.Route:
+def _pages(router: respx.Router, total: int, page_key: str = "runs") -> respx.Route:
     runs = [_scenario_run(i) for i in range(total)]
 
     def respond(request: httpx.Request) -> httpx.Response:
@@ -375,9 +380,7 @@ def _pages(
         after = request.url.params.get("starting_after")
         start = 0 if after is None else next(i for i, r in enumerate(runs) if r["id"] == after) + 1
         chunk = runs[start : start + limit]
-        body: dict[str, Any] = {page_key: chunk, "total_count": total}
-        if not omit_has_more:
-            body["has_more"] = start + limit < total
+        body = {page_key: chunk, "has_more": start + limit < total, "total_count": total}
         return httpx.Response(200, json=body)
 
     route = router.get(PAGE_PATH)
@@ -404,13 +407,53 @@ def test_pagination_walks_every_page(
         assert second["starting_after"] == runs[int(first["limit"]) - 1].id
 
 
-@pytest.mark.parametrize(("total", "requests"), [(25, 3), (30, 4), (0, 1)])
-def test_pagination_without_has_more_stops_on_short_or_empty_page(
-    api: Driver, router: respx.Router, total: int, requests: int
+@pytest.mark.parametrize(
+    ("method", "path", "body", "missing"),
+    [
+        pytest.param(
+            "list_scenario_runs", PAGE_PATH, {"has_more": False, "total_count": 10}, "runs", id="runs"
+        ),
+        pytest.param(
+            "list_scenario_runs", PAGE_PATH, {"runs": [], "total_count": 0}, "has_more", id="has_more"
+        ),
+        pytest.param(
+            "list_scenario_runs", PAGE_PATH, {"runs": None, "has_more": False}, "runs", id="null-runs"
+        ),
+        pytest.param(
+            "count_scenario_runs", PAGE_PATH, {"total_count": 3, "has_more": True}, "runs", id="count"
+        ),
+        pytest.param(
+            "list_benchmark_runs", "/v1/benchmark_runs", {"has_more": False}, "runs", id="benchmark-runs"
+        ),
+        pytest.param("list_benchmark_jobs", "/v1/benchmark_jobs", {"has_more": False}, "jobs", id="jobs"),
+    ],
+)
+def test_a_page_without_its_items_or_has_more_is_an_error_not_an_empty_page(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    missing: str,
 ) -> None:
-    route = _pages(router, total, omit_has_more=True)
-    assert len(api("list_scenario_runs", "bmr_1", page_size=10)) == total
-    assert route.call_count == requests
+    api = make_api(RetryPolicy(max_retries=0))
+    router.get(path).respond(json=body)
+    args = ("bmr_1",) if "scenario_runs" in method else ()
+    with pytest.raises(RunloopInvalidResponseError, match=f"not a valid .*List: {missing}"):
+        api(method, *args)
+
+
+def test_a_page_that_says_has_more_but_has_no_items_is_an_error(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=0))
+    route = router.get(PAGE_PATH)
+    route.side_effect = [
+        httpx.Response(200, json={"runs": [_scenario_run(0)], "has_more": True}),
+        httpx.Response(200, json={"runs": [], "has_more": True}),
+    ]
+    with pytest.raises(RunloopInvalidResponseError, match="says has_more but has no items"):
+        api("list_scenario_runs", "bmr_1", page_size=1)
 
 
 def test_pagination_keeps_filters_and_sends_state(api: Driver, router: respx.Router) -> None:
@@ -429,13 +472,95 @@ def test_pagination_error_page_raises_not_ends(api: Driver, router: respx.Router
         api("list_scenario_runs", "bmr_1", page_size=1)
 
 
-def test_pagination_cursor_that_does_not_advance_raises(api: Driver, router: respx.Router) -> None:
-    route = router.get(PAGE_PATH).respond(
-        json={"runs": [_scenario_run(0), _scenario_run(1)], "has_more": True}
-    )
-    with pytest.raises(RunloopInvalidResponseError, match="cursor does not advance"):
+FIVE = [_scenario_run(i) for i in range(5)]
+FIVE_IDS = [run["id"] for run in FIVE]
+
+
+def _five(start: int) -> dict[str, Any]:
+    """The page of two of FIVE that starts at ``start``."""
+    return {"runs": FIVE[start : start + 2], "has_more": start + 2 < len(FIVE)}
+
+
+# What a proxy, a cache or a flaky server may answer for the second page (the one after scr_00001).
+REPEATED = httpx.Response(200, json=_five(0))  # the first page again: the cursor would not advance
+SHIFTED = httpx.Response(200, json=_five(1))  # a window one item early: scr_00001 again, then scr_00002
+MALFORMED = httpx.Response(200, content=b'{"runs": [{"id": "scr_0000')  # cut in half
+NO_HAS_MORE = httpx.Response(200, json={"runs": FIVE[2:4]})
+EMPTY_BUT_MORE = httpx.Response(200, json={"runs": [], "has_more": True})
+DOWN = httpx.Response(503, json={"message": "down"})
+
+
+@pytest.mark.parametrize(
+    ("answers", "second_page_requests", "error"),
+    [
+        pytest.param([], 1, None, id="clean"),
+        pytest.param([REPEATED], 2, None, id="repeated-once"),
+        pytest.param([SHIFTED], 1, None, id="shifted-window"),
+        pytest.param([MALFORMED], 2, None, id="malformed-once"),
+        pytest.param([NO_HAS_MORE], 2, None, id="no-has-more-once"),
+        pytest.param([EMPTY_BUT_MORE], 2, None, id="empty-but-has-more-once"),
+        pytest.param([REPEATED, DOWN, MALFORMED], 4, None, id="mixed-within-the-budget"),
+        pytest.param([REPEATED] * 4, 4, "the cursor does not advance", id="repeated-past-the-budget"),
+        pytest.param([MALFORMED] * 4, 4, "not a valid ScenarioRunList", id="malformed-past-the-budget"),
+        pytest.param([REPEATED, REPEATED, DOWN, DOWN], 4, "returned 503", id="last-error-is-raised"),
+    ],
+)
+def test_a_page_is_asked_again_within_the_retry_budget_and_each_item_listed_once(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    caplog: pytest.LogCaptureFixture,
+    answers: list[httpx.Response],
+    second_page_requests: int,
+    error: str | None,
+) -> None:
+    api = make_api(RetryPolicy(max_retries=3))
+    queue = list(answers)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("starting_after")
+        if cursor == "scr_00001" and queue:
+            return queue.pop(0)
+        start = 0 if cursor is None else FIVE_IDS.index(cursor) + 1
+        return httpx.Response(200, json=_five(start))
+
+    route = router.get(PAGE_PATH)
+    route.side_effect = serve
+    if error is None:
+        assert [run.id for run in api("list_scenario_runs", "bmr_1", page_size=2)] == FIVE_IDS
+    else:
+        with pytest.raises((RunloopInvalidResponseError, RunloopServerError), match=error):
+            api("list_scenario_runs", "bmr_1", page_size=2)
+    cursors = [call.request.url.params.get("starting_after") for call in route.calls]
+    # Every retry asks for the same page again: the same cursor, never a skip ahead.
+    assert cursors.count("scr_00001") == second_page_requests
+    assert len(api.sleeps) == second_page_requests - 1
+    assert len(re.findall(r"; retry \d of 3 in", caplog.text)) == second_page_requests - 1
+
+
+def test_without_retries_a_repeated_page_fails_at_once(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=0))
+    route = router.get(PAGE_PATH).respond(json=_five(0))
+    with pytest.raises(RunloopInvalidResponseError, match="the cursor does not advance"):
         api("list_scenario_runs", "bmr_1", page_size=2)
     assert route.call_count == 2
+
+
+def test_a_malformed_count_is_asked_again_but_a_malformed_object_is_not(
+    make_api: Callable[..., Driver], router: respx.Router
+) -> None:
+    api = make_api(RetryPolicy(max_retries=3))
+    counts = router.get(PAGE_PATH)
+    counts.side_effect = [
+        MALFORMED,
+        httpx.Response(200, json={"runs": [], "has_more": True, "total_count": 7}),
+    ]
+    assert api("count_scenario_runs", "bmr_1") == 7
+    run = router.get("/v1/benchmark_runs/bmr_1").respond(200, content=b'{"id": "bmr_1", "st')
+    with pytest.raises(RunloopInvalidResponseError, match="not a valid BenchmarkRunView"):
+        api("get_benchmark_run", "bmr_1")
+    assert (counts.call_count, run.call_count) == (2, 1)
 
 
 def test_pagination_deduplicates_items_by_id(api: Driver, router: respx.Router) -> None:
@@ -481,7 +606,7 @@ def test_count_uses_one_small_request(api: Driver, router: respx.Router) -> None
 
 
 def test_count_falls_back_to_listing_without_total_count(api: Driver, router: respx.Router) -> None:
-    route = _pages(router, 12, omit_has_more=False)
+    route = _pages(router, 12)
     # The first (limit=1) answer has no total_count: the client lists instead.
     original = route.side_effect
 
@@ -528,6 +653,153 @@ def test_api_key_never_in_logs_errors_or_repr(
 def test_blank_api_key_is_rejected() -> None:
     with pytest.raises(ValueError, match="API key is required"):
         RunloopClient(" ")
+
+
+# How servers and gateways echo the request's Authorization header back: one line per form.
+ECHO_BODIES = [
+    pytest.param('{{"message": "denied", "headers": {{"authorization": "Bearer {key}"}}}}', id="json"),
+    pytest.param("401 Unauthorized\nAuthorization: Bearer {key}\nAccept: */*", id="header-dump"),
+    pytest.param("<html><pre>authorization: Bearer {key}</pre></html>", id="html"),
+    pytest.param('{{"message": "invalid key {key}"}}', id="bare-key"),
+]
+
+
+@pytest.mark.parametrize("status", [401, 403, 503])
+@pytest.mark.parametrize("body", ECHO_BODIES)
+def test_a_key_the_server_echoes_never_reaches_errors_or_logs(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = make_api(RetryPolicy(max_retries=2))
+    router.get("/v1/benchmark_runs/bmr_1").respond(
+        status, text=body.format(key=KEY), headers={"x-request-id": f"req-1 (Bearer {KEY})"}
+    )
+    with pytest.raises(RunloopAPIError) as info:
+        api("get_benchmark_run", "bmr_1")
+    error = info.value
+    assert len(api.sleeps) == (2 if status == 503 else 0)
+    assert caplog.records if status == 503 else True  # the retries were logged
+    for text in (str(error), repr(error), repr(vars(error)), caplog.text):
+        assert KEY not in text
+    assert "***" in str(error)  # the rest of the body is kept
+    assert error.request_id is not None
+    assert error.request_id.startswith("req-1")
+
+
+@pytest.mark.parametrize(
+    ("exception", "error", "attempts"),
+    [
+        pytest.param(
+            httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY}\\n'"),
+            RunloopInvalidRequestError,
+            1,
+            id="h11-refuses-a-header",
+        ),
+        pytest.param(
+            httpx.RemoteProtocolError(f"proxy closed: Authorization: Bearer {KEY}"),
+            RunloopTransportError,
+            3,
+            id="remote-protocol",
+        ),
+        pytest.param(
+            httpx.ReadTimeout(f"read of Bearer {KEY} timed out"), RunloopTimeoutError, 3, id="timeout"
+        ),
+    ],
+)
+def test_transport_error_text_is_redacted_and_building_errors_are_not_retried(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    caplog: pytest.LogCaptureFixture,
+    exception: Exception,
+    error: type[Exception],
+    attempts: int,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = make_api(RetryPolicy(max_retries=2))
+    route = router.get("/v1/benchmark_runs/bmr_1")
+    route.side_effect = exception
+    with pytest.raises(error) as info:
+        api("get_benchmark_run", "bmr_1")
+    assert route.call_count == attempts
+    assert len(api.sleeps) == attempts - 1
+    for text in (str(info.value), repr(info.value), repr(vars(info.value)), caplog.text):
+        assert KEY not in text
+    # Nothing of httpx's own exception (which quotes the header) travels along.
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert "***" in str(info.value)
+
+
+def test_a_request_httpx_refuses_to_build_is_a_value_error_that_is_not_retryable(
+    api: Driver, router: respx.Router
+) -> None:
+    router.get("/v1/benchmark_runs/bmr_1").mock(side_effect=httpx.LocalProtocolError("Illegal header value"))
+    with pytest.raises(ValueError, match="was not sent") as info:
+        api("get_benchmark_run", "bmr_1")
+    assert isinstance(info.value, RunloopInvalidRequestError)
+    assert info.value.retryable is False
+    assert api.sleeps == []
+
+
+@pytest.mark.parametrize("raw", [f"{KEY}\n", f"  {KEY}\t", f"\r\n{KEY}\r\n"])
+def test_whitespace_around_the_key_is_not_sent(
+    make_api: Callable[..., Driver], router: respx.Router, raw: str
+) -> None:
+    route = router.get("/v1/benchmark_runs/bmr_1").respond(json=RUN)
+    make_api(key=raw)("get_benchmark_run", "bmr_1")
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        pytest.param("rl-abc def-123456789", "whitespace", id="space"),
+        pytest.param("rl-abc\ndef-123456789", "whitespace", id="newline"),
+        pytest.param("rl-abc\u00e9def-12345678", "non-ASCII", id="accent"),
+        pytest.param("rl-abc\u200bdef-12345678", "non-ASCII", id="zero-width-space"),
+        pytest.param("rl-abc\x07def-123456789", "non-printable", id="control"),
+    ],
+)
+def test_a_key_no_header_can_carry_is_refused_without_showing_it(key: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as info:
+        RunloopClient(key)
+    assert "character 7" in str(info.value)
+    for part in key.split():
+        assert part not in str(info.value)
+
+
+# Keys as the client accepts them (long enough that the message cannot hold one by chance), and what
+# may come around or inside them.
+valid_keys = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=20, max_size=60)
+surrounding = st.text(st.sampled_from(" \t\r\n\x0b\x0c\u00a0"), max_size=4)
+unsendable = st.characters(codec="utf-8").filter(lambda c: not ("!" <= c <= "~"))
+
+
+@given(key=valid_keys, before=surrounding, after=surrounding)
+def test_check_api_key_strips_what_surrounds_a_valid_key(key: str, before: str, after: str) -> None:
+    assert check_api_key(before + key + after) == key
+
+
+@given(key=valid_keys, bad=unsendable, at=st.integers(min_value=1, max_value=19))
+def test_check_api_key_refuses_any_unsendable_character_inside(key: str, bad: str, at: int) -> None:
+    with pytest.raises(ValueError, match=f"at character {at + 1}:") as info:
+        check_api_key(key[:at] + bad + key[at:], source="the connection 'c'")
+    message = str(info.value)
+    assert "the connection 'c'" in message
+    # Neither the key nor its longer half (10 characters at least) is shown.
+    assert max(key[:at], key[at:], key=len) not in message
+
+
+def test_an_idempotency_key_no_header_can_carry_is_refused_before_sending(
+    api: Driver, router: respx.Router
+) -> None:
+    with pytest.raises(ValueError, match="idempotency_key must be printable ASCII"):
+        api("start_benchmark_run", "bmd_1", idempotency_key="key with\nnewline")
+    assert len(router.calls) == 0
 
 
 @pytest.mark.parametrize(

@@ -252,6 +252,16 @@ def test_the_marker_passes_options_to_the_fixture(
     assert http.get(f"/v1/benchmark_runs/{run_id}").json()["duration_ms"] is None
 
 
+@pytest.mark.parametrize("runloop_emulator_options", [{"seed": 4, "api_key": "options-key"}])
+@pytest.mark.runloop_emulator(api_key="marker-key")
+def test_options_are_the_fixtures_defaults_and_markers_and_arguments_win(
+    runloop_emulator: RunloopEmulator, runloop_emulator_factory: Any
+) -> None:
+    assert (runloop_emulator.seed, runloop_emulator.api_key) == (4, "marker-key")
+    made = runloop_emulator_factory(seed=5)
+    assert (made.seed, made.api_key) == (5, "options-key")
+
+
 def test_the_factory_starts_independent_emulators(runloop_emulator_factory: Any) -> None:
     fast = runloop_emulator_factory(clock=RealClock(speed=1000))
     other = runloop_emulator_factory()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support.canary import CANARY_API_KEY
 from support.counting import CountingApp
 
 from airflow_provider_runloop.hooks.runloop import RunloopHook
@@ -24,7 +25,7 @@ SCRIPT = {"scenario_count": SIZE, "seed": 4, "timing": {"start_interval": 0, "du
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunloopEmulator, CountingApp]]:
-    emulator = RunloopEmulator(clock=ManualClock(), seed=4)
+    emulator = RunloopEmulator(api_key=CANARY_API_KEY, clock=ManualClock(), seed=4)
     counting = CountingApp(emulator.app)
     server = EmulatorServer(counting)
     server.start()

@@ -90,6 +90,52 @@ def test_missing_api_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         RunloopHook().get_conn()
 
 
+@pytest.mark.parametrize("password", [f"{KEY}\n", f" {KEY} ", f"\t{KEY}\r\n"])
+def test_whitespace_around_the_key_is_stripped_when_the_connection_is_read(
+    monkeypatch: pytest.MonkeyPatch, api: respx.Router, password: str
+) -> None:
+    _set_conn(monkeypatch, password=password)
+    route = api.get("/v1/benchmark_runs/bmr_1").respond(json=RUN)
+    RunloopHook().get_benchmark_run("bmr_1")
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+
+    async def read_async() -> str:
+        hook = RunloopHook()
+        try:
+            return (await hook.aget_conn())._api_key
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(read_async()) == KEY
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        pytest.param("rl_sk_hook secret_456", "whitespace", id="space"),
+        pytest.param("rl_sk_hook\nsecret_456", "whitespace", id="newline"),
+        pytest.param("rl_sk_hook\u00a0secret_456", "whitespace", id="no-break-space"),
+        pytest.param("rl_sk_hook\u00e9secret_456", "non-ASCII", id="accent"),
+        pytest.param("rl_sk_hook\x00secret_456", "non-printable", id="nul"),
+    ],
+)
+def test_a_key_no_header_can_carry_names_the_connection_not_the_key(
+    monkeypatch: pytest.MonkeyPatch, api: respx.Router, password: str, problem: str
+) -> None:
+    _set_conn(monkeypatch, conn_id="runloop_prod", password=password)
+    with pytest.raises(ValueError, match=problem) as info:
+        RunloopHook(runloop_conn_id="runloop_prod").get_conn()
+    message = str(info.value)
+    assert "'runloop_prod'" in message
+    assert "rl_sk_hook" not in message
+    assert "secret_456" not in message
+    ok, tested = RunloopHook(runloop_conn_id="runloop_prod").test_connection()
+    assert not ok
+    assert problem in tested
+    assert "secret_456" not in tested
+    assert len(api.calls) == 0
+
+
 def test_sync_methods_use_the_connection(monkeypatch: pytest.MonkeyPatch, api: respx.Router) -> None:
     _set_conn(monkeypatch)
     route = api.get("/v1/benchmark_runs/bmr_1").respond(json=RUN)
@@ -165,6 +211,18 @@ def test_test_connection_never_raises(monkeypatch: pytest.MonkeyPatch, api: resp
     ok, message = RunloopHook().test_connection()
     assert not ok
     assert "no API key" in message
+
+
+def test_test_connection_redacts_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_conn(monkeypatch)
+
+    def explode(self: RunloopClient) -> None:
+        raise RuntimeError(f"proxy refused: Authorization: Bearer {KEY}")
+
+    monkeypatch.setattr(RunloopClient, "verify_credentials", explode)
+    ok, message = RunloopHook().test_connection()
+    assert not ok
+    assert message == "Runloop connection test failed: RuntimeError: proxy refused: Authorization: ***"
 
 
 def test_key_absent_from_logs_and_repr(

@@ -45,6 +45,23 @@ async def test_a_status_fault_sends_retry_after_and_x_should_retry(
     assert response.json() == {"message": "slow down"}
 
 
+@pytest.mark.parametrize("status", [401, 403, 503])
+async def test_echo_authorization_quotes_the_request_header_back(
+    client: httpx.AsyncClient, emulator: RunloopEmulator, status: int
+) -> None:
+    fault = emulator.add_fault("echo_authorization", status=status, times=1, should_retry=True)
+    response = await client.get("/v1/benchmarks")
+    assert response.status_code == status
+    assert response.headers["x-should-retry"] == "true"
+    (message,) = response.json().values()
+    assert f"Authorization: Bearer {emulator.api_key};" in message
+    assert f"{{'authorization': 'Bearer {emulator.api_key}'}}" in message
+    assert message.endswith(f"token: {emulator.api_key}")
+    assert (await client.get("/v1/benchmarks")).status_code == 200
+    assert fault.fired == 1
+    assert [entry.fault for entry in emulator.requests()] == ["echo_authorization", None]
+
+
 async def test_faults_match_method_and_path_globs_and_skip_the_first_requests(
     client: httpx.AsyncClient, emulator: RunloopEmulator
 ) -> None:
@@ -108,6 +125,26 @@ async def test_repeat_page_serves_the_previous_page_again(
     assert [e.fault for e in emulator.requests()] == [None, "repeat_page", None]
 
 
+@pytest.mark.parametrize(("shift", "repeated"), [(None, 2), (1, 1), (3, 3), (10, 3)])
+async def test_shift_page_starts_the_page_earlier_and_still_advances(
+    client: httpx.AsyncClient, emulator: RunloopEmulator, shift: int | None, repeated: int
+) -> None:
+    run_id = emulator.start_scripted_run(script={"scenario_count": 12, "timing": {"start_interval": 0}})
+    path = f"/v1/benchmark_runs/{run_id}/scenario_runs"
+    everything = [run["id"] for run in (await client.get(path, params={"limit": 12})).json()["runs"]]
+    emulator.add_fault("shift_page", path=path, times=1, shift=shift)
+    first = (await client.get(path, params={"limit": 4})).json()
+    cursor = first["runs"][-1]["id"]
+    shifted = (await client.get(path, params={"limit": 4, "starting_after": cursor})).json()
+    # The previous page's last `repeated` items (all but its first, at most), then new ones.
+    start = everything.index(cursor) + 1 - repeated
+    assert [run["id"] for run in shifted["runs"]] == everything[start : start + 4]
+    assert shifted["runs"][-1]["id"] != cursor
+    after = (await client.get(path, params={"limit": 4, "starting_after": cursor})).json()
+    assert [run["id"] for run in after["runs"]] == everything[4:8]  # fired once
+    assert [entry.fault for entry in emulator.requests()[1:]] == [None, "shift_page", None]
+
+
 async def test_insert_item_adds_a_run_right_after_the_cursor(
     client: httpx.AsyncClient, emulator: RunloopEmulator
 ) -> None:
@@ -153,6 +190,7 @@ def test_probabilistic_faults_are_reproducible_under_a_seed() -> None:
         {"kind": "status", "status": 99},
         {"kind": "latency"},
         {"kind": "status", "colour": "red"},
+        {"kind": "shift_page", "shift": 0},
         {"status": 500},
     ],
 )
