@@ -46,6 +46,7 @@ from airflow_provider_runloop.progress import (
     FailureHold,
     normalise_job_state,
 )
+from airflow_provider_runloop.redaction import redact_credentials
 
 __all__ = [
     "EVENT_STATUSES",
@@ -375,7 +376,8 @@ def judge_benchmark_job(job: BenchmarkJobView) -> BenchmarkJobVerdict:
                 "average_score": None,
             }
         )
-    reason = job.failure_reason
+    # Free text from the server: it may quote a request's headers, and it goes into events and XCom.
+    reason = None if job.failure_reason is None else redact_credentials(job.failure_reason)
     if reason is not None and len(reason) > _FAILURE_REASON_CHARS:
         reason = reason[: _FAILURE_REASON_CHARS - 1] + "…"
     spec = job.job_spec

@@ -234,3 +234,11 @@ def test_a_queued_job_sent_with_nulls_reads_as_having_no_runs() -> None:
         b' "benchmark_outcomes": null, "in_progress_runs": null}'
     )
     assert judge_benchmark_job(job).summary["runs"] == []
+
+
+def test_a_failure_reason_that_quotes_credentials_is_redacted() -> None:
+    reason = "orchestrator: request with Authorization: Bearer sk-live-123 was refused"
+    verdict = judge_benchmark_job(_job("failed", failure_reason=reason))
+    assert "sk-live-123" not in json.dumps(verdict.summary)
+    assert "sk-live-123" not in verdict.message
+    assert verdict.summary["failure_reason"].startswith("orchestrator: request with Authorization: ***")
