@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, XComArg, conf
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowOptionalProviderFeatureException
 from airflow.sdk.io import has_fs
 
@@ -36,7 +36,10 @@ from airflow_provider_runloop.arguments import (
     check_flag,
     check_number,
     check_optional_count,
+    check_poll_interval,
     check_text,
+    check_when_known,
+    rendered_later,
 )
 from airflow_provider_runloop.client import MAX_PAGE_SIZE, validate_id
 from airflow_provider_runloop.exceptions import (
@@ -217,8 +220,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
     def _validate_arguments(self) -> None:
         # What can be checked without a network call or the worker's environment (the destination's
         # filesystem is the worker's: checked at the start of execute).
-        if not _is_templated(self.benchmark_run_id):
-            validate_id("benchmark_run_id", self.benchmark_run_id)
+        check_when_known("benchmark_run_id", self.benchmark_run_id, validate_id)
         if self.page_size is not None and (
             check_count("page_size", self.page_size, minimum=1) > MAX_PAGE_SIZE
         ):
@@ -235,10 +237,10 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
                     f"destination has conn_id {destination.conn_id!r} but storage_conn_id is "
                     f"{self.storage_conn_id!r}: give one of them"
                 )
-            if not _is_templated(str(destination)):
+            if not rendered_later(str(destination)):
                 _check_destination_url(_public_uri(destination))
         elif isinstance(destination, str):
-            if not _is_templated(destination):
+            if not rendered_later(destination):
                 _check_destination_url(destination)
             user_info = urlsplit(destination).netloc.rpartition("@")[0]
             if self.storage_conn_id and user_info and user_info != self.storage_conn_id:
@@ -574,10 +576,6 @@ def _staging_token(context: Context) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def _is_templated(value: object) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def _check_destination_url(url: str) -> None:
     """Refuse a destination that cannot name one file: no scheme, a relative path, a directory."""
     parts = urlsplit(url)
@@ -623,8 +621,8 @@ def _public_uri(path: ObjectStoragePath) -> str:
 def _static_destination_uri(destination: str | ObjectStoragePath | None) -> str | None:
     """The destination's URL if it is known at parse time (given and not templated), else ``None``."""
     if isinstance(destination, ObjectStoragePath):
-        return None if _is_templated(str(destination)) else _public_uri(destination)
-    if not isinstance(destination, str) or _is_templated(destination):
+        return None if rendered_later(str(destination)) else _public_uri(destination)
+    if not isinstance(destination, str) or rendered_later(destination):
         return None
     parts = urlsplit(destination)
     # Drop a connection id given as user info (s3://aws_conn@bucket/key): it is not part of the data's name.
@@ -827,7 +825,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
         self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
         self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_number("poll_interval", poll_interval, minimum=0, inclusive=False)
+        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
         self.wait_timeout = _seconds("wait_timeout", wait_timeout)
         self._set_wait_options(
             expected_scenario_count=expected_scenario_count,
@@ -839,13 +837,12 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         self.benchmark_run_id = ""  # known once started
         self._started_run_id: str | None = None
         # Bad input fails at parse time when it is known then; templated values are checked in execute.
-        if not _rendered_later(benchmark_id):
-            validate_id("benchmark_id", benchmark_id)
-        if not _rendered_later(run_name):
+        check_when_known("benchmark_id", benchmark_id, validate_id)
+        if not rendered_later(run_name):
             _check_optional_text("run_name", run_name)
-        if not _rendered_later(metadata):
+        if not rendered_later(metadata):
             _check_run_metadata(metadata)
-        if not _rendered_later(run_profile):
+        if not rendered_later(run_profile):
             _check_run_profile(run_profile)
         check_text("runloop_conn_id", runloop_conn_id)
 
@@ -980,8 +977,7 @@ class _BenchmarkRunActionOperator(BaseOperator):
         super().__init__(**kwargs)
         self.benchmark_run_id = benchmark_run_id
         self.runloop_conn_id = runloop_conn_id
-        if not _rendered_later(benchmark_run_id):
-            validate_id("benchmark_run_id", benchmark_run_id)
+        check_when_known("benchmark_run_id", benchmark_run_id, validate_id)
         check_text("runloop_conn_id", runloop_conn_id)
 
     @cached_property
@@ -1171,7 +1167,7 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
         self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
         self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_number("poll_interval", poll_interval, minimum=0, inclusive=False)
+        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
         self.wait_timeout = _seconds("wait_timeout", wait_timeout)
         self.max_consecutive_poll_failures = check_count(
             "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
@@ -1180,15 +1176,15 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         self._started_job_id: str | None = None
         if (benchmark_id is None) == (scenario_ids is None):
             raise ValueError("Give exactly one of benchmark_id (a benchmark) or scenario_ids (a list)")
-        if benchmark_id is not None and not _rendered_later(benchmark_id):
-            validate_id("benchmark_id", benchmark_id)
-        if scenario_ids is not None and not _rendered_later(scenario_ids):
+        if benchmark_id is not None:
+            check_when_known("benchmark_id", benchmark_id, validate_id)
+        if scenario_ids is not None and not rendered_later(scenario_ids):
             _check_scenario_ids(scenario_ids)
-        if not _rendered_later(agent_configs):
+        if not rendered_later(agent_configs):
             _check_agent_configs(agent_configs)
-        if not _rendered_later(orchestrator_config):
+        if not rendered_later(orchestrator_config):
             _check_orchestrator_config(orchestrator_config)
-        if not _rendered_later(job_name):
+        if not rendered_later(job_name):
             _check_optional_text("job_name", job_name)
         check_text("runloop_conn_id", runloop_conn_id)
 
@@ -1375,13 +1371,6 @@ _RESUME_XCOM_KEY: Final = "runloop_resume"
 # As the sensor's: the deferral's own time-out is only a safety net behind the trigger's deadline.
 _DEFERRAL_GRACE: Final = timedelta(minutes=5)
 _ACTIVE_SCENARIO_STATES: Final = (ScenarioRunState.RUNNING, ScenarioRunState.SCORING, ScenarioRunState.SCORED)
-
-
-def _rendered_later(value: object) -> bool:
-    """A Jinja template or an XComArg: its value is only known (and checked) at run time."""
-    if isinstance(value, XComArg):
-        return True
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _seconds(name: str, value: float | timedelta) -> float:
