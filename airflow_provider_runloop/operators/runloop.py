@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import time
 import uuid
@@ -43,7 +44,9 @@ from airflow_provider_runloop.arguments import (
 )
 from airflow_provider_runloop.client import MAX_PAGE_SIZE, validate_id
 from airflow_provider_runloop.exceptions import (
+    RunloopBadRequestError,
     RunloopBenchmarkRunFailedError,
+    RunloopConflictError,
     RunloopError,
     RunloopResultsNotReadyError,
     RunloopUnknownStateError,
@@ -836,6 +839,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         )
         self.benchmark_run_id = ""  # known once started
         self._started_run_id: str | None = None
+        self._starting: tuple[str, str, TaskTag] | None = None
         # Bad input fails at parse time when it is known then; templated values are checked in execute.
         check_when_known("benchmark_id", benchmark_id, validate_id)
         if not rendered_later(run_name):
@@ -865,6 +869,8 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         run = self._find_live_run(benchmark_id, name, tag) if self.reattach else None
         reattached = run is not None
         if run is None:
+            # Known before the POST: a kill while it is in flight finds the run by its tag (on_kill).
+            self._starting = (benchmark_id, name, tag)
             run = hook.start_benchmark_run(
                 benchmark_id,
                 run_name=name,
@@ -925,9 +931,37 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         return {**started, "summary": self._finish(verdict)}
 
     def on_kill(self) -> None:
-        """Cancel the run this task started (best effort), if ``cancel_on_kill``."""
-        if self.cancel_on_kill and self._started_run_id is not None:
+        """Cancel the run this task started (best effort), if ``cancel_on_kill``.
+
+        Killed while the start request is in flight, the task does not know the run's id yet, though the
+        server may have created the run: it is then found by this task instance's tag.
+        """
+        if not self.cancel_on_kill:
+            return
+        if self._started_run_id is not None:
             _cancel_run_if_running(self.runloop_conn_id, self._started_run_id, self.log)
+            return
+        if self._starting is None:
+            return  # killed before anything was asked of the server
+        benchmark_id, name, tag = self._starting
+        hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
+        try:
+            run = _find_live_run(hook, benchmark_id, name, tag)
+        except RunloopError as exc:
+            self.log.warning("Could not look for the run this task was starting (%r): %s", name, exc)
+            return
+        finally:
+            hook.close()
+        if run is None:
+            self.log.info(
+                "Killed while starting a run of %s: no running run with this task's tag (%s) exists, "
+                "so there is nothing to cancel",
+                benchmark_id,
+                tag.key,
+            )
+            return
+        self.log.info("Killed while starting: found run %s by this task's tag (%s)", run.id, tag.key)
+        _cancel_run_if_running(self.runloop_conn_id, run.id, self.log)
 
     def _wait_timed_out(self, message: str) -> BaseException:
         # Not the sensor's no-retry time-out: the run goes on, and a retry can wait for it again.
@@ -940,18 +974,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
 
     def _find_live_run(self, benchmark_id: str, name: str, tag: TaskTag) -> BenchmarkRunView | None:
         """The running benchmark run this task instance started on an earlier try, if any."""
-        runs = self.hook.list_benchmark_runs(
-            benchmark_id=benchmark_id, name=name, state=BenchmarkRunState.RUNNING, page_size=_LOOKUP_PAGE_SIZE
-        )
-        for run in runs:
-            # The filters narrow the listing; the tag in the metadata decides.
-            if (
-                run.state == BenchmarkRunState.RUNNING
-                and run.metadata.get(TAG_METADATA_KEY) == tag.key
-                and run.benchmark_id in (None, benchmark_id)
-            ):
-                return run
-        return None
+        return _find_live_run(self.hook, benchmark_id, name, tag)
 
 
 class _BenchmarkRunActionOperator(BaseOperator):
@@ -1002,11 +1025,36 @@ class _BenchmarkRunActionOperator(BaseOperator):
                     f"a running run can be.{self._after_refusal}"
                 )
             self._check_before_acting(run.id)
-            moved = self._act(hook, run.id)
+            try:
+                moved = self._act(hook, run.id)
+            except (RunloopBadRequestError, RunloopConflictError) as refusal:
+                moved = self._done_despite_refusal(hook, run.id, refusal)
         finally:
             hook.close()
         self.log.info("Benchmark run %s is now %s (score %s)", moved.id, moved.state, moved.score)
         return _run_outcome(moved, url, changed=True)
+
+    def _done_despite_refusal(
+        self, hook: RunloopHook, run_id: str, refusal: RunloopError
+    ) -> BenchmarkRunView:
+        """The run, if a refused action had in fact been done; else re-raise the refusal.
+
+        The run was running when read, so a refusal usually means the client's retry of this very
+        request reached a server that had acted on the first attempt (its answer lost on the way) and
+        does not de-duplicate. One read tells: already in ``done_state`` is success.
+        """
+        run = hook.get_benchmark_run(run_id)
+        if known_benchmark_run_state(run) is not self.done_state:
+            raise refusal
+        self.log.info(
+            "The server refused to move benchmark run %s to %s (%s), but the run is %s already: an "
+            "earlier attempt of this request did it and its answer was lost. Nothing more to do.",
+            run.id,
+            self.done_state.value,
+            refusal,
+            self.done_state.value,
+        )
+        return run
 
     def _check_before_acting(self, run_id: str) -> None:
         """Raise to refuse the action; the default accepts."""
@@ -1049,15 +1097,30 @@ class RunloopCompleteBenchmarkRunOperator(_BenchmarkRunActionOperator):
         counts = {
             state: self.hook.count_scenario_runs(run_id, state=state) for state in _ACTIVE_SCENARIO_STATES
         }
-        active = {state.value: count for state, count in counts.items() if count}
+        active = {state: count for state, count in counts.items() if count}
         if active:
-            listed = ", ".join(f"{state} {count}" for state, count in active.items())
+            listed = ", ".join(f"{state.value} {count}" for state, count in active.items())
+            total = sum(active.values())
+            named = _some(self._name_active_runs(run_id, active), total)
             raise RunloopError(
-                f"Not completing benchmark run {run_id}: {sum(active.values())} of its scenario runs are "
-                f"still active ({listed}), and completing it now would score them as missing. Wait for "
-                "them first (RunloopBenchmarkRunSensor; a scored run is closed with "
+                f"Not completing benchmark run {run_id}: {total} of its scenario runs are still active "
+                f"({listed}): {named}. Completing it now would score them as missing. Wait for them "
+                "first (RunloopBenchmarkRunSensor; a scored run is closed with "
                 "RunloopHook.complete_scenario_run), or pass allow_active_scenario_runs=True."
             )
+
+    def _name_active_runs(self, run_id: str, active: Mapping[ScenarioRunState, int]) -> list[str]:
+        """``id (name) [state]`` of the first ``MAX_LISTED_IDS`` active scenario runs (one page each)."""
+        names: list[str] = []
+        for state in active:
+            room = MAX_LISTED_IDS - len(names)
+            if room <= 0:
+                break
+            listing = self.hook.list_scenario_runs(run_id, state=state, page_size=room)
+            for scenario_run in itertools.islice(listing, room):
+                label = f"{scenario_run.id} ({scenario_run.name})" if scenario_run.name else scenario_run.id
+                names.append(f"{label} [{state.value}]")
+        return names
 
 
 class RunloopCancelBenchmarkRunOperator(_BenchmarkRunActionOperator):
@@ -1174,6 +1237,7 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         )
         self.fail_on_job_failure = check_flag("fail_on_job_failure", fail_on_job_failure)
         self._started_job_id: str | None = None
+        self._creating: tuple[str, dict[str, Any]] | None = None
         if (benchmark_id is None) == (scenario_ids is None):
             raise ValueError("Give exactly one of benchmark_id (a benchmark) or scenario_ids (a list)")
         if benchmark_id is not None:
@@ -1213,6 +1277,8 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         job = self._find_live_job(name, spec) if self.reattach else None
         reattached = job is not None
         if job is None:
+            # Known before the POST: a kill while it is in flight finds the job by its name (on_kill).
+            self._creating = (name, spec)
             job = hook.create_benchmark_job(spec, name=name, idempotency_key=tag.request_id("create-job"))
             self.log.info("Created benchmark job %s (%r)", job.id, name)
         else:
@@ -1263,19 +1329,37 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
             self.hook.close()
 
     def on_kill(self) -> None:
-        """Cancel the job's in-progress benchmark runs (best effort), if ``cancel_on_kill``."""
-        if not (self.cancel_on_kill and self._started_job_id is not None):
+        """Cancel the job's in-progress benchmark runs (best effort), if ``cancel_on_kill``.
+
+        Killed while the create request is in flight, the task does not know the job's id yet, though
+        the server may have created the job: it is then found by its tagged name (and spec).
+        """
+        if not self.cancel_on_kill or (self._started_job_id is None and self._creating is None):
             return
+        # A fresh hook: the task's own may be mid-request.
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
+        job_id = self._started_job_id
         try:
-            canceled = hook.cancel_benchmark_job(self._started_job_id)
+            if job_id is None:
+                name, spec = self._creating or ("", {})
+                job = self._find_live_job(name, spec, hook)
+                if job is None:
+                    self.log.info(
+                        "Killed while creating job %r: no live job has that name, nothing to cancel", name
+                    )
+                    return
+                job_id = job.id
+                self.log.info(
+                    "Killed while creating: found job %s by this task's tagged name %r", job_id, name
+                )
+            canceled = hook.cancel_benchmark_job(job_id)
             self.log.info(
                 "Canceled %d in-progress benchmark runs of job %s (the task was killed)",
                 len(canceled),
-                self._started_job_id,
+                job_id,
             )
         except RunloopError as exc:
-            self.log.warning("Could not cancel benchmark job %s: %s", self._started_job_id, exc)
+            self.log.warning("Could not cancel benchmark job %s: %s", job_id or "being created", exc)
         finally:
             hook.close()
 
@@ -1293,9 +1377,11 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
             spec["orchestrator_config"] = orchestrator
         return spec
 
-    def _find_live_job(self, name: str, spec: dict[str, Any]) -> BenchmarkJobView | None:
-        """The live job this task instance created on an earlier try, if any."""
-        for job in self.hook.list_benchmark_jobs(name=name, page_size=_LOOKUP_PAGE_SIZE):
+    def _find_live_job(
+        self, name: str, spec: dict[str, Any], hook: RunloopHook | None = None
+    ) -> BenchmarkJobView | None:
+        """The live job this task instance created (on an earlier try, or a create still in flight)."""
+        for job in (hook or self.hook).list_benchmark_jobs(name=name, page_size=_LOOKUP_PAGE_SIZE):
             if job.name != name:
                 continue
             try:
@@ -1531,6 +1617,22 @@ def _run_outcome(run: BenchmarkRunView, url: str, *, changed: bool) -> dict[str,
         "changed": changed,
         "dashboard_url": url,
     }
+
+
+def _find_live_run(hook: RunloopHook, benchmark_id: str, name: str, tag: TaskTag) -> BenchmarkRunView | None:
+    """The running benchmark run of ``benchmark_id`` that carries this task instance's tag, if any."""
+    runs = hook.list_benchmark_runs(
+        benchmark_id=benchmark_id, name=name, state=BenchmarkRunState.RUNNING, page_size=_LOOKUP_PAGE_SIZE
+    )
+    for run in runs:
+        # The filters narrow the listing; the tag in the metadata decides.
+        if (
+            run.state == BenchmarkRunState.RUNNING
+            and run.metadata.get(TAG_METADATA_KEY) == tag.key
+            and run.benchmark_id in (None, benchmark_id)
+        ):
+            return run
+    return None
 
 
 def _cancel_run_if_running(runloop_conn_id: str, benchmark_run_id: str, task_log: Any) -> None:
