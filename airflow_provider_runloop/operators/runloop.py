@@ -15,15 +15,17 @@ benchmark runs, ``RunloopCreateBenchmarkJobOperator`` for benchmark jobs. Their 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import itertools
 import logging
+import re
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -102,6 +104,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_XCOM_RECORDS_BYTES",
     "DEFAULT_WAIT_TIMEOUT",
+    "STALE_STAGING_AGE",
     "TAG_METADATA_KEY",
     "RunloopBenchmarkResultsOperator",
     "RunloopCancelBenchmarkRunOperator",
@@ -122,6 +125,10 @@ _LOG_EVERY: Final = 10_000
 # fsspec's write buffer; object stores upload one part per block. 8 MiB is above S3's 5 MiB minimum part
 # size and far below s3fs's 50 MiB default, so memory stays small.
 _WRITE_BLOCK_BYTES: Final = 8 * 1024 * 1024
+
+STALE_STAGING_AGE: Final = timedelta(hours=24)
+"""A staged results file this old was left by a killed export (none takes a day); the next export to
+the same destination removes it. Younger ones may belong to an export still running elsewhere."""
 
 
 class RunloopBenchmarkResultsOperator(BaseOperator):
@@ -500,11 +507,17 @@ def _some(ids: Sequence[str], total: int) -> str:
 class _StagedFile:
     """A results file written beside its destination, then moved into place in one step.
 
-    The bytes go to a hidden sibling (``.<name>.<token>.partial``, which Spark, Hive and most readers
-    skip); ``commit`` moves it over the destination: a rename on a local filesystem, a server-side copy
-    then a delete of the temporary object on object stores (where a new object appears whole or not at
-    all). ``discard`` removes the sibling. The token is the same on every try of one task instance, so a
+    The bytes go to a hidden sibling, ``.<name>.runloop-<token>.partial`` (Spark, Hive, shell and Python
+    globs skip names starting with ``.``; the ``.partial`` suffix keeps ``*.jsonl`` from matching it);
+    ``commit`` moves it over the destination: a rename on a local filesystem, a server-side copy then a
+    delete of the temporary object on object stores (where a new object appears whole or not at all).
+    ``discard`` removes the sibling. The token is the same on every try of one task instance, so a
     retry after a crash overwrites the leftover sibling instead of adding another.
+
+    A killed worker (SIGKILL, out of memory, a lost node) runs no cleanup, and a new DAG run has another
+    token: so before staging, ``create`` removes the staged siblings of the same destination that are
+    older than ``STALE_STAGING_AGE`` (no export runs that long, so none of them is being written), and
+    logs each one. The name alone tells what a leftover is and which destination it belongs to.
     """
 
     def __init__(self, target: ObjectStoragePath, token: str) -> None:
@@ -516,7 +529,8 @@ class _StagedFile:
         self._final = target.path
         parent, _, name = self._final.rpartition("/")
         self._parent = parent or "/"
-        self._temp = f"{parent}/.{name}.{token}.partial"
+        self._name = name
+        self._temp = f"{parent}/{_staging_name(name, token)}"
         self._file: IO[bytes] | None = None
         self._committed = False
 
@@ -532,6 +546,7 @@ class _StagedFile:
                 staged._fs.makedirs(staged._parent, exist_ok=True)
             if staged._fs.isdir(staged._final):
                 raise IsADirectoryError(f"{staged.uri} is a directory; name a file in it")
+            staged._remove_stale_siblings()
             staged._fs.touch(staged._temp)
         except Exception as exc:
             staged.discard()
@@ -540,6 +555,41 @@ class _StagedFile:
                 "permissions and the storage connection (storage_conn_id). Nothing was fetched."
             ) from exc
         return staged
+
+    def _remove_stale_siblings(self, now: datetime | None = None) -> None:
+        """Remove this destination's staged siblings left by killed exports (older than the limit)."""
+        now = now or datetime.now(timezone.utc)
+        pattern = _staged_sibling_pattern(self._name)
+        own = _base_name(self._temp)
+        # A glob narrows an object-store listing to this destination's prefix; magic characters in the
+        # name would make it match other names, so then the folder is listed (the pattern decides).
+        if glob.has_magic(self._name):
+            found = self._fs.ls(self._parent, detail=False)
+        else:
+            found = self._fs.glob(f"{self._parent.rstrip('/')}/.{self._name}.*.partial")
+        for path in sorted(str(item) for item in found):
+            name = _base_name(path)
+            if name == own or not pattern.fullmatch(name):
+                continue  # this task instance's own is overwritten anyway; others are not ours
+            try:
+                modified = self._fs.modified(path)
+                if modified.tzinfo is None:
+                    modified = modified.replace(tzinfo=timezone.utc)
+                age = now - modified
+                if age < STALE_STAGING_AGE:
+                    continue  # perhaps another DAG run's export, still being written
+                self._fs.rm_file(path)
+            except Exception as exc:
+                # Logged, not raised: a leftover must not stop a new export.
+                log.warning("Could not remove the stale staged file %s (%s); delete it by hand", path, exc)
+                continue
+            log.info(
+                "Removed %s: a staged copy of %s last written %s ago by an export that never finished "
+                "(a killed worker)",
+                path,
+                self.uri,
+                str(age).split(".")[0],
+            )
 
     def open(self) -> IO[bytes]:
         """Open the temporary sibling for writing."""
@@ -569,6 +619,20 @@ class _StagedFile:
             log.warning(
                 "Could not remove the temporary file %s; delete it by hand", self._temp, exc_info=True
             )
+
+
+def _staging_name(name: str, token: str) -> str:
+    """The hidden name a results file called ``name`` is staged under, beside it, until it is complete."""
+    return f".{name}.runloop-{token}.partial"
+
+
+def _base_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _staged_sibling_pattern(name: str) -> re.Pattern[str]:
+    # Also the names of versions before 0.x (".<name>.<token>.partial"), so their leftovers go too.
+    return re.compile(rf"\.{re.escape(name)}\.(?:runloop-)?[0-9a-f]{{16}}\.partial")
 
 
 def _staging_token(context: Context) -> str:
