@@ -1398,24 +1398,16 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         Killed while the create request is in flight, the task does not know the job's id yet, though
         the server may have created the job: it is then found by its tagged name (and spec).
         """
-        if not self.cancel_on_kill or (self._started_job_id is None and self._creating is None):
+        job_id, creating = self._started_job_id, self._creating
+        if not self.cancel_on_kill or (job_id is None and creating is None):
             return
         # A fresh hook: the task's own may be mid-request.
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
-        job_id = self._started_job_id
         try:
+            if job_id is None and creating is not None:
+                job_id = self._job_being_created(hook, *creating)
             if job_id is None:
-                name, spec = self._creating or ("", {})
-                job = self._find_live_job(name, spec, hook)
-                if job is None:
-                    self.log.info(
-                        "Killed while creating job %r: no live job has that name, nothing to cancel", name
-                    )
-                    return
-                job_id = job.id
-                self.log.info(
-                    "Killed while creating: found job %s by this task's tagged name %r", job_id, name
-                )
+                return
             canceled = hook.cancel_benchmark_job(job_id)
             self.log.info(
                 "Canceled %d in-progress benchmark runs of job %s (the task was killed)",
@@ -1426,6 +1418,15 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
             self.log.warning("Could not cancel benchmark job %s: %s", job_id or "being created", exc)
         finally:
             hook.close()
+
+    def _job_being_created(self, hook: RunloopHook, name: str, spec: dict[str, Any]) -> str | None:
+        """The id of the job a create still in flight made, found by its tagged name (``None``: none)."""
+        job = self._find_live_job(name, spec, hook)
+        if job is None:
+            self.log.info("Killed while creating job %r: no live job has that name, nothing to cancel", name)
+            return None
+        self.log.info("Killed while creating: found job %s by this task's tagged name %r", job.id, name)
+        return job.id
 
     def _spec(self) -> dict[str, Any]:
         """The job spec to send, from the (rendered) arguments, checked."""
