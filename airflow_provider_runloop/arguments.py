@@ -7,8 +7,28 @@ and the error names the argument and the value it got.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Final
 
-__all__ = ["check_count", "check_flag", "check_number", "check_optional_count", "check_text"]
+from airflow.sdk import XComArg
+
+__all__ = [
+    "MIN_POLL_INTERVAL",
+    "check_count",
+    "check_flag",
+    "check_number",
+    "check_optional_count",
+    "check_poll_interval",
+    "check_text",
+    "check_when_known",
+    "rendered_later",
+]
+
+MIN_POLL_INTERVAL: Final = 0.01
+"""The shortest wait between polls, in seconds. A floor against typos (``0``, ``1e-6``, milliseconds
+given as seconds), not a rate limit: a poll is itself several requests, so anything shorter only spins.
+It is low enough for tests against the local emulator; against the real API use tens of seconds."""
 
 
 def check_text(name: str, value: object) -> str:
@@ -45,3 +65,26 @@ def check_count(name: str, value: object, *, minimum: int) -> int:
 def check_optional_count(name: str, value: object) -> int | None:
     """``None``, or a whole number of at least 1."""
     return None if value is None else check_count(name, value, minimum=1)
+
+
+def check_poll_interval(name: str, value: object) -> float:
+    """Seconds between polls (a number or a ``timedelta``): finite and at least ``MIN_POLL_INTERVAL``."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    return check_number(name, seconds, minimum=MIN_POLL_INTERVAL)
+
+
+def rendered_later(value: object) -> bool:
+    """A Jinja template or an ``XComArg``: its value is only known (and checked) at run time."""
+    if isinstance(value, XComArg):
+        return True
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def check_when_known(name: str, value: object, check: Callable[[str, object], object]) -> None:
+    """Apply ``check(name, value)`` now, at DAG parse time, unless the value is rendered later.
+
+    Every task calls this in ``__init__`` for its ids, so a bad literal fails the same way everywhere
+    when the DAG is parsed; a templated value is checked in ``execute``, after rendering.
+    """
+    if not rendered_later(value):
+        check(name, value)

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
+import math
+import re
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
@@ -133,6 +137,7 @@ class RunloopHook(BaseHook):
         base_url = (conn.host or "").strip() or DEFAULT_BASE_URL
         if conn.port and not _has_port(base_url):
             base_url = f"{base_url.rstrip('/')}:{conn.port}"
+        base_url = _check_base_url(conn_id, base_url)
         max_retries = _extra_number(conn_id, extra, "max_retries", RetryPolicy.max_retries, integer=True)
         return {
             "api_key": api_key,
@@ -641,14 +646,58 @@ def _extra_number(
     value = extra.get(key)
     if value is None or value == "":
         return default
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        number = -1
-    if isinstance(value, bool) or number < 0 or (not integer and number == 0):
-        kind = "a whole number >= 0" if integer else "a number of seconds > 0"
+    number: float | None = None
+    if not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+    # NaN and infinity parse as floats but make no timeout; 2.5 retries would silently become 2.
+    valid = number is not None and math.isfinite(number) and number >= 0
+    if integer:
+        valid = valid and float(number or 0).is_integer()
+    elif valid:
+        valid = number != 0
+    if not valid or number is None:
+        kind = "a whole number >= 0" if integer else "a finite number of seconds > 0"
         raise ValueError(f"The Runloop connection {conn_id!r} extra {key!r} must be {kind}, got {value!r}")
-    return number
+    return int(number) if integer else number
+
+
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+
+
+def _check_base_url(conn_id: str, base_url: str) -> str:
+    """The connection's base URL, if its host and port can be reached at all (checked before any DNS)."""
+    url = base_url if "://" in base_url else f"https://{base_url}"
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        parts, port, problem = None, None, "its port is not a number from 1 to 65535"
+    if parts is not None:
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https"):
+            problem = "it must be an http:// or https:// URL"
+        elif port == 0:
+            problem = "its port is not a number from 1 to 65535"
+        elif not (_HOST_NAME.fullmatch(host) or _is_ip_address(host)):
+            problem = "its host name is not a valid DNS name or IP address"
+    if problem is not None:
+        raise ValueError(
+            f"The Runloop connection {conn_id!r} host {base_url!r} is not a usable API URL: {problem}. "
+            f"Give a URL such as {DEFAULT_BASE_URL!r} (the port may go in the port field)."
+        )
+    return base_url
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _extra_bool(conn_id: str, extra: Mapping[str, Any], key: str, default: bool) -> bool:

@@ -15,19 +15,22 @@ benchmark runs, ``RunloopCreateBenchmarkJobOperator`` for benchmark jobs. Their 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
+import itertools
 import logging
+import re
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, XComArg, conf
+from airflow.sdk import Asset, BaseOperator, ObjectStoragePath, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowOptionalProviderFeatureException
 from airflow.sdk.io import has_fs
 
@@ -36,11 +39,16 @@ from airflow_provider_runloop.arguments import (
     check_flag,
     check_number,
     check_optional_count,
+    check_poll_interval,
     check_text,
+    check_when_known,
+    rendered_later,
 )
 from airflow_provider_runloop.client import MAX_PAGE_SIZE, validate_id
 from airflow_provider_runloop.exceptions import (
+    RunloopBadRequestError,
     RunloopBenchmarkRunFailedError,
+    RunloopConflictError,
     RunloopError,
     RunloopResultsNotReadyError,
     RunloopUnknownStateError,
@@ -96,6 +104,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_XCOM_RECORDS_BYTES",
     "DEFAULT_WAIT_TIMEOUT",
+    "STALE_STAGING_AGE",
     "TAG_METADATA_KEY",
     "RunloopBenchmarkResultsOperator",
     "RunloopCancelBenchmarkRunOperator",
@@ -116,6 +125,10 @@ _LOG_EVERY: Final = 10_000
 # fsspec's write buffer; object stores upload one part per block. 8 MiB is above S3's 5 MiB minimum part
 # size and far below s3fs's 50 MiB default, so memory stays small.
 _WRITE_BLOCK_BYTES: Final = 8 * 1024 * 1024
+
+STALE_STAGING_AGE: Final = timedelta(hours=24)
+"""A staged results file this old was left by a killed export (none takes a day); the next export to
+the same destination removes it. Younger ones may belong to an export still running elsewhere."""
 
 
 class RunloopBenchmarkResultsOperator(BaseOperator):
@@ -217,8 +230,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
     def _validate_arguments(self) -> None:
         # What can be checked without a network call or the worker's environment (the destination's
         # filesystem is the worker's: checked at the start of execute).
-        if not _is_templated(self.benchmark_run_id):
-            validate_id("benchmark_run_id", self.benchmark_run_id)
+        check_when_known("benchmark_run_id", self.benchmark_run_id, validate_id)
         if self.page_size is not None and (
             check_count("page_size", self.page_size, minimum=1) > MAX_PAGE_SIZE
         ):
@@ -235,10 +247,10 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
                     f"destination has conn_id {destination.conn_id!r} but storage_conn_id is "
                     f"{self.storage_conn_id!r}: give one of them"
                 )
-            if not _is_templated(str(destination)):
+            if not rendered_later(str(destination)):
                 _check_destination_url(_public_uri(destination))
         elif isinstance(destination, str):
-            if not _is_templated(destination):
+            if not rendered_later(destination):
                 _check_destination_url(destination)
             user_info = urlsplit(destination).netloc.rpartition("@")[0]
             if self.storage_conn_id and user_info and user_info != self.storage_conn_id:
@@ -495,11 +507,17 @@ def _some(ids: Sequence[str], total: int) -> str:
 class _StagedFile:
     """A results file written beside its destination, then moved into place in one step.
 
-    The bytes go to a hidden sibling (``.<name>.<token>.partial``, which Spark, Hive and most readers
-    skip); ``commit`` moves it over the destination: a rename on a local filesystem, a server-side copy
-    then a delete of the temporary object on object stores (where a new object appears whole or not at
-    all). ``discard`` removes the sibling. The token is the same on every try of one task instance, so a
+    The bytes go to a hidden sibling, ``.<name>.runloop-<token>.partial`` (Spark, Hive, shell and Python
+    globs skip names starting with ``.``; the ``.partial`` suffix keeps ``*.jsonl`` from matching it);
+    ``commit`` moves it over the destination: a rename on a local filesystem, a server-side copy then a
+    delete of the temporary object on object stores (where a new object appears whole or not at all).
+    ``discard`` removes the sibling. The token is the same on every try of one task instance, so a
     retry after a crash overwrites the leftover sibling instead of adding another.
+
+    A killed worker (SIGKILL, out of memory, a lost node) runs no cleanup, and a new DAG run has another
+    token: so before staging, ``create`` removes the staged siblings of the same destination that are
+    older than ``STALE_STAGING_AGE`` (no export runs that long, so none of them is being written), and
+    logs each one. The name alone tells what a leftover is and which destination it belongs to.
     """
 
     def __init__(self, target: ObjectStoragePath, token: str) -> None:
@@ -511,7 +529,8 @@ class _StagedFile:
         self._final = target.path
         parent, _, name = self._final.rpartition("/")
         self._parent = parent or "/"
-        self._temp = f"{parent}/.{name}.{token}.partial"
+        self._name = name
+        self._temp = f"{parent}/{_staging_name(name, token)}"
         self._file: IO[bytes] | None = None
         self._committed = False
 
@@ -527,6 +546,7 @@ class _StagedFile:
                 staged._fs.makedirs(staged._parent, exist_ok=True)
             if staged._fs.isdir(staged._final):
                 raise IsADirectoryError(f"{staged.uri} is a directory; name a file in it")
+            staged._remove_stale_siblings()
             staged._fs.touch(staged._temp)
         except Exception as exc:
             staged.discard()
@@ -535,6 +555,41 @@ class _StagedFile:
                 "permissions and the storage connection (storage_conn_id). Nothing was fetched."
             ) from exc
         return staged
+
+    def _remove_stale_siblings(self, now: datetime | None = None) -> None:
+        """Remove this destination's staged siblings left by killed exports (older than the limit)."""
+        now = now or datetime.now(timezone.utc)
+        pattern = _staged_sibling_pattern(self._name)
+        own = _base_name(self._temp)
+        # A glob narrows an object-store listing to this destination's prefix; magic characters in the
+        # name would make it match other names, so then the folder is listed (the pattern decides).
+        if glob.has_magic(self._name):
+            found = self._fs.ls(self._parent, detail=False)
+        else:
+            found = self._fs.glob(f"{self._parent.rstrip('/')}/.{self._name}.*.partial")
+        for path in sorted(str(item) for item in found):
+            name = _base_name(path)
+            if name == own or not pattern.fullmatch(name):
+                continue  # this task instance's own is overwritten anyway; others are not ours
+            try:
+                modified = self._fs.modified(path)
+                if modified.tzinfo is None:
+                    modified = modified.replace(tzinfo=timezone.utc)
+                age = now - modified
+                if age < STALE_STAGING_AGE:
+                    continue  # perhaps another DAG run's export, still being written
+                self._fs.rm_file(path)
+            except Exception as exc:
+                # Logged, not raised: a leftover must not stop a new export.
+                log.warning("Could not remove the stale staged file %s (%s); delete it by hand", path, exc)
+                continue
+            log.info(
+                "Removed %s: a staged copy of %s last written %s ago by an export that never finished "
+                "(a killed worker)",
+                path,
+                self.uri,
+                str(age).split(".")[0],
+            )
 
     def open(self) -> IO[bytes]:
         """Open the temporary sibling for writing."""
@@ -566,16 +621,26 @@ class _StagedFile:
             )
 
 
+def _staging_name(name: str, token: str) -> str:
+    """The hidden name a results file called ``name`` is staged under, beside it, until it is complete."""
+    return f".{name}.runloop-{token}.partial"
+
+
+def _base_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _staged_sibling_pattern(name: str) -> re.Pattern[str]:
+    # Also the names of versions before 0.x (".<name>.<token>.partial"), so their leftovers go too.
+    return re.compile(rf"\.{re.escape(name)}\.(?:runloop-)?[0-9a-f]{{16}}\.partial")
+
+
 def _staging_token(context: Context) -> str:
     ti = context.get("ti")
     parts = [str(getattr(ti, name, "")) for name in ("dag_id", "task_id", "run_id", "map_index")]
     if not any(parts[:3]):
         return uuid.uuid4().hex[:16]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-
-def _is_templated(value: object) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _check_destination_url(url: str) -> None:
@@ -623,8 +688,8 @@ def _public_uri(path: ObjectStoragePath) -> str:
 def _static_destination_uri(destination: str | ObjectStoragePath | None) -> str | None:
     """The destination's URL if it is known at parse time (given and not templated), else ``None``."""
     if isinstance(destination, ObjectStoragePath):
-        return None if _is_templated(str(destination)) else _public_uri(destination)
-    if not isinstance(destination, str) or _is_templated(destination):
+        return None if rendered_later(str(destination)) else _public_uri(destination)
+    if not isinstance(destination, str) or rendered_later(destination):
         return None
     parts = urlsplit(destination)
     # Drop a connection id given as user info (s3://aws_conn@bucket/key): it is not part of the data's name.
@@ -827,7 +892,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
         self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
         self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_number("poll_interval", poll_interval, minimum=0, inclusive=False)
+        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
         self.wait_timeout = _seconds("wait_timeout", wait_timeout)
         self._set_wait_options(
             expected_scenario_count=expected_scenario_count,
@@ -838,14 +903,14 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         )
         self.benchmark_run_id = ""  # known once started
         self._started_run_id: str | None = None
+        self._starting: tuple[str, str, TaskTag] | None = None
         # Bad input fails at parse time when it is known then; templated values are checked in execute.
-        if not _rendered_later(benchmark_id):
-            validate_id("benchmark_id", benchmark_id)
-        if not _rendered_later(run_name):
+        check_when_known("benchmark_id", benchmark_id, validate_id)
+        if not rendered_later(run_name):
             _check_optional_text("run_name", run_name)
-        if not _rendered_later(metadata):
+        if not rendered_later(metadata):
             _check_run_metadata(metadata)
-        if not _rendered_later(run_profile):
+        if not rendered_later(run_profile):
             _check_run_profile(run_profile)
         check_text("runloop_conn_id", runloop_conn_id)
 
@@ -868,6 +933,8 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         run = self._find_live_run(benchmark_id, name, tag) if self.reattach else None
         reattached = run is not None
         if run is None:
+            # Known before the POST: a kill while it is in flight finds the run by its tag (on_kill).
+            self._starting = (benchmark_id, name, tag)
             run = hook.start_benchmark_run(
                 benchmark_id,
                 run_name=name,
@@ -928,9 +995,37 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
         return {**started, "summary": self._finish(verdict)}
 
     def on_kill(self) -> None:
-        """Cancel the run this task started (best effort), if ``cancel_on_kill``."""
-        if self.cancel_on_kill and self._started_run_id is not None:
+        """Cancel the run this task started (best effort), if ``cancel_on_kill``.
+
+        Killed while the start request is in flight, the task does not know the run's id yet, though the
+        server may have created the run: it is then found by this task instance's tag.
+        """
+        if not self.cancel_on_kill:
+            return
+        if self._started_run_id is not None:
             _cancel_run_if_running(self.runloop_conn_id, self._started_run_id, self.log)
+            return
+        if self._starting is None:
+            return  # killed before anything was asked of the server
+        benchmark_id, name, tag = self._starting
+        hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
+        try:
+            run = _find_live_run(hook, benchmark_id, name, tag)
+        except RunloopError as exc:
+            self.log.warning("Could not look for the run this task was starting (%r): %s", name, exc)
+            return
+        finally:
+            hook.close()
+        if run is None:
+            self.log.info(
+                "Killed while starting a run of %s: no running run with this task's tag (%s) exists, "
+                "so there is nothing to cancel",
+                benchmark_id,
+                tag.key,
+            )
+            return
+        self.log.info("Killed while starting: found run %s by this task's tag (%s)", run.id, tag.key)
+        _cancel_run_if_running(self.runloop_conn_id, run.id, self.log)
 
     def _wait_timed_out(self, message: str) -> BaseException:
         # Not the sensor's no-retry time-out: the run goes on, and a retry can wait for it again.
@@ -943,18 +1038,7 @@ class RunloopStartBenchmarkRunOperator(BenchmarkRunWaitMixin, BaseOperator):
 
     def _find_live_run(self, benchmark_id: str, name: str, tag: TaskTag) -> BenchmarkRunView | None:
         """The running benchmark run this task instance started on an earlier try, if any."""
-        runs = self.hook.list_benchmark_runs(
-            benchmark_id=benchmark_id, name=name, state=BenchmarkRunState.RUNNING, page_size=_LOOKUP_PAGE_SIZE
-        )
-        for run in runs:
-            # The filters narrow the listing; the tag in the metadata decides.
-            if (
-                run.state == BenchmarkRunState.RUNNING
-                and run.metadata.get(TAG_METADATA_KEY) == tag.key
-                and run.benchmark_id in (None, benchmark_id)
-            ):
-                return run
-        return None
+        return _find_live_run(self.hook, benchmark_id, name, tag)
 
 
 class _BenchmarkRunActionOperator(BaseOperator):
@@ -980,8 +1064,7 @@ class _BenchmarkRunActionOperator(BaseOperator):
         super().__init__(**kwargs)
         self.benchmark_run_id = benchmark_run_id
         self.runloop_conn_id = runloop_conn_id
-        if not _rendered_later(benchmark_run_id):
-            validate_id("benchmark_run_id", benchmark_run_id)
+        check_when_known("benchmark_run_id", benchmark_run_id, validate_id)
         check_text("runloop_conn_id", runloop_conn_id)
 
     @cached_property
@@ -1006,11 +1089,36 @@ class _BenchmarkRunActionOperator(BaseOperator):
                     f"a running run can be.{self._after_refusal}"
                 )
             self._check_before_acting(run.id)
-            moved = self._act(hook, run.id)
+            try:
+                moved = self._act(hook, run.id)
+            except (RunloopBadRequestError, RunloopConflictError) as refusal:
+                moved = self._done_despite_refusal(hook, run.id, refusal)
         finally:
             hook.close()
         self.log.info("Benchmark run %s is now %s (score %s)", moved.id, moved.state, moved.score)
         return _run_outcome(moved, url, changed=True)
+
+    def _done_despite_refusal(
+        self, hook: RunloopHook, run_id: str, refusal: RunloopError
+    ) -> BenchmarkRunView:
+        """The run, if a refused action had in fact been done; else re-raise the refusal.
+
+        The run was running when read, so a refusal usually means the client's retry of this very
+        request reached a server that had acted on the first attempt (its answer lost on the way) and
+        does not de-duplicate. One read tells: already in ``done_state`` is success.
+        """
+        run = hook.get_benchmark_run(run_id)
+        if known_benchmark_run_state(run) is not self.done_state:
+            raise refusal
+        self.log.info(
+            "The server refused to move benchmark run %s to %s (%s), but the run is %s already: an "
+            "earlier attempt of this request did it and its answer was lost. Nothing more to do.",
+            run.id,
+            self.done_state.value,
+            refusal,
+            self.done_state.value,
+        )
+        return run
 
     def _check_before_acting(self, run_id: str) -> None:
         """Raise to refuse the action; the default accepts."""
@@ -1053,15 +1161,30 @@ class RunloopCompleteBenchmarkRunOperator(_BenchmarkRunActionOperator):
         counts = {
             state: self.hook.count_scenario_runs(run_id, state=state) for state in _ACTIVE_SCENARIO_STATES
         }
-        active = {state.value: count for state, count in counts.items() if count}
+        active = {state: count for state, count in counts.items() if count}
         if active:
-            listed = ", ".join(f"{state} {count}" for state, count in active.items())
+            listed = ", ".join(f"{state.value} {count}" for state, count in active.items())
+            total = sum(active.values())
+            named = _some(self._name_active_runs(run_id, active), total)
             raise RunloopError(
-                f"Not completing benchmark run {run_id}: {sum(active.values())} of its scenario runs are "
-                f"still active ({listed}), and completing it now would score them as missing. Wait for "
-                "them first (RunloopBenchmarkRunSensor; a scored run is closed with "
+                f"Not completing benchmark run {run_id}: {total} of its scenario runs are still active "
+                f"({listed}): {named}. Completing it now would score them as missing. Wait for them "
+                "first (RunloopBenchmarkRunSensor; a scored run is closed with "
                 "RunloopHook.complete_scenario_run), or pass allow_active_scenario_runs=True."
             )
+
+    def _name_active_runs(self, run_id: str, active: Mapping[ScenarioRunState, int]) -> list[str]:
+        """``id (name) [state]`` of the first ``MAX_LISTED_IDS`` active scenario runs (one page each)."""
+        names: list[str] = []
+        for state in active:
+            room = MAX_LISTED_IDS - len(names)
+            if room <= 0:
+                break
+            listing = self.hook.list_scenario_runs(run_id, state=state, page_size=room)
+            for scenario_run in itertools.islice(listing, room):
+                label = f"{scenario_run.id} ({scenario_run.name})" if scenario_run.name else scenario_run.id
+                names.append(f"{label} [{state.value}]")
+        return names
 
 
 class RunloopCancelBenchmarkRunOperator(_BenchmarkRunActionOperator):
@@ -1171,24 +1294,25 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
         self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
         self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_number("poll_interval", poll_interval, minimum=0, inclusive=False)
+        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
         self.wait_timeout = _seconds("wait_timeout", wait_timeout)
         self.max_consecutive_poll_failures = check_count(
             "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
         )
         self.fail_on_job_failure = check_flag("fail_on_job_failure", fail_on_job_failure)
         self._started_job_id: str | None = None
+        self._creating: tuple[str, dict[str, Any]] | None = None
         if (benchmark_id is None) == (scenario_ids is None):
             raise ValueError("Give exactly one of benchmark_id (a benchmark) or scenario_ids (a list)")
-        if benchmark_id is not None and not _rendered_later(benchmark_id):
-            validate_id("benchmark_id", benchmark_id)
-        if scenario_ids is not None and not _rendered_later(scenario_ids):
+        if benchmark_id is not None:
+            check_when_known("benchmark_id", benchmark_id, validate_id)
+        if scenario_ids is not None and not rendered_later(scenario_ids):
             _check_scenario_ids(scenario_ids)
-        if not _rendered_later(agent_configs):
+        if not rendered_later(agent_configs):
             _check_agent_configs(agent_configs)
-        if not _rendered_later(orchestrator_config):
+        if not rendered_later(orchestrator_config):
             _check_orchestrator_config(orchestrator_config)
-        if not _rendered_later(job_name):
+        if not rendered_later(job_name):
             _check_optional_text("job_name", job_name)
         check_text("runloop_conn_id", runloop_conn_id)
 
@@ -1217,6 +1341,8 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         job = self._find_live_job(name, spec) if self.reattach else None
         reattached = job is not None
         if job is None:
+            # Known before the POST: a kill while it is in flight finds the job by its name (on_kill).
+            self._creating = (name, spec)
             job = hook.create_benchmark_job(spec, name=name, idempotency_key=tag.request_id("create-job"))
             self.log.info("Created benchmark job %s (%r)", job.id, name)
         else:
@@ -1267,21 +1393,40 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
             self.hook.close()
 
     def on_kill(self) -> None:
-        """Cancel the job's in-progress benchmark runs (best effort), if ``cancel_on_kill``."""
-        if not (self.cancel_on_kill and self._started_job_id is not None):
+        """Cancel the job's in-progress benchmark runs (best effort), if ``cancel_on_kill``.
+
+        Killed while the create request is in flight, the task does not know the job's id yet, though
+        the server may have created the job: it is then found by its tagged name (and spec).
+        """
+        job_id, creating = self._started_job_id, self._creating
+        if not self.cancel_on_kill or (job_id is None and creating is None):
             return
+        # A fresh hook: the task's own may be mid-request.
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
         try:
-            canceled = hook.cancel_benchmark_job(self._started_job_id)
+            if job_id is None and creating is not None:
+                job_id = self._job_being_created(hook, *creating)
+            if job_id is None:
+                return
+            canceled = hook.cancel_benchmark_job(job_id)
             self.log.info(
                 "Canceled %d in-progress benchmark runs of job %s (the task was killed)",
                 len(canceled),
-                self._started_job_id,
+                job_id,
             )
         except RunloopError as exc:
-            self.log.warning("Could not cancel benchmark job %s: %s", self._started_job_id, exc)
+            self.log.warning("Could not cancel benchmark job %s: %s", job_id or "being created", exc)
         finally:
             hook.close()
+
+    def _job_being_created(self, hook: RunloopHook, name: str, spec: dict[str, Any]) -> str | None:
+        """The id of the job a create still in flight made, found by its tagged name (``None``: none)."""
+        job = self._find_live_job(name, spec, hook)
+        if job is None:
+            self.log.info("Killed while creating job %r: no live job has that name, nothing to cancel", name)
+            return None
+        self.log.info("Killed while creating: found job %s by this task's tagged name %r", job.id, name)
+        return job.id
 
     def _spec(self) -> dict[str, Any]:
         """The job spec to send, from the (rendered) arguments, checked."""
@@ -1297,9 +1442,11 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
             spec["orchestrator_config"] = orchestrator
         return spec
 
-    def _find_live_job(self, name: str, spec: dict[str, Any]) -> BenchmarkJobView | None:
-        """The live job this task instance created on an earlier try, if any."""
-        for job in self.hook.list_benchmark_jobs(name=name, page_size=_LOOKUP_PAGE_SIZE):
+    def _find_live_job(
+        self, name: str, spec: dict[str, Any], hook: RunloopHook | None = None
+    ) -> BenchmarkJobView | None:
+        """The live job this task instance created (on an earlier try, or a create still in flight)."""
+        for job in (hook or self.hook).list_benchmark_jobs(name=name, page_size=_LOOKUP_PAGE_SIZE):
             if job.name != name:
                 continue
             try:
@@ -1375,13 +1522,6 @@ _RESUME_XCOM_KEY: Final = "runloop_resume"
 # As the sensor's: the deferral's own time-out is only a safety net behind the trigger's deadline.
 _DEFERRAL_GRACE: Final = timedelta(minutes=5)
 _ACTIVE_SCENARIO_STATES: Final = (ScenarioRunState.RUNNING, ScenarioRunState.SCORING, ScenarioRunState.SCORED)
-
-
-def _rendered_later(value: object) -> bool:
-    """A Jinja template or an XComArg: its value is only known (and checked) at run time."""
-    if isinstance(value, XComArg):
-        return True
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _seconds(name: str, value: float | timedelta) -> float:
@@ -1542,6 +1682,22 @@ def _run_outcome(run: BenchmarkRunView, url: str, *, changed: bool) -> dict[str,
         "changed": changed,
         "dashboard_url": url,
     }
+
+
+def _find_live_run(hook: RunloopHook, benchmark_id: str, name: str, tag: TaskTag) -> BenchmarkRunView | None:
+    """The running benchmark run of ``benchmark_id`` that carries this task instance's tag, if any."""
+    runs = hook.list_benchmark_runs(
+        benchmark_id=benchmark_id, name=name, state=BenchmarkRunState.RUNNING, page_size=_LOOKUP_PAGE_SIZE
+    )
+    for run in runs:
+        # The filters narrow the listing; the tag in the metadata decides.
+        if (
+            run.state == BenchmarkRunState.RUNNING
+            and run.metadata.get(TAG_METADATA_KEY) == tag.key
+            and run.benchmark_id in (None, benchmark_id)
+        ):
+            return run
+    return None
 
 
 def _cancel_run_if_running(runloop_conn_id: str, benchmark_run_id: str, task_log: Any) -> None:

@@ -19,7 +19,15 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_runloop.arguments import check_count, check_flag, check_number, check_optional_count
+from airflow_provider_runloop.arguments import (
+    check_count,
+    check_flag,
+    check_number,
+    check_optional_count,
+    check_poll_interval,
+    check_text,
+    check_when_known,
+)
 from airflow_provider_runloop.client import validate_id
 from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
@@ -241,7 +249,13 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         (no scenario run added, none active); default 60. A ``completed`` run and a success end the wait
         at once; ``0`` makes a failure final at once too. See the completion rule in the docs.
     :param deferrable: wait in the triggerer instead of a worker slot (default: the
-        ``[operators] default_deferrable`` setting). Checks once before deferring.
+        ``[operators] default_deferrable`` setting). Checks once before deferring. Not with
+        ``mode="reschedule"``: a deferrable sensor frees its slot already, so the two are rejected together.
+
+    ``poke_interval`` (seconds or a ``timedelta``) must be finite and at least
+    :data:`~airflow_provider_runloop.arguments.MIN_POLL_INTERVAL` in every mode. Bad options, and a
+    ``benchmark_run_id`` that is not an id, fail when the DAG is parsed; a templated id is checked
+    after rendering, before the first request.
     """
 
     template_fields: Sequence[str] = ("benchmark_run_id", "runloop_conn_id")
@@ -261,7 +275,19 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        deferrable = check_flag("deferrable", deferrable)
+        # Checked before Airflow's own coercion, which turns 1e-9 into 0 and infinity into OverflowError.
+        if "poke_interval" in kwargs:
+            check_poll_interval("poke_interval", kwargs["poke_interval"])
+        if deferrable and kwargs.get("mode") == "reschedule":
+            raise ValueError(
+                "deferrable=True and mode='reschedule' cannot be combined: a deferrable sensor waits in the "
+                "triggerer and holds no worker slot already. Pass one of them."
+            )
         super().__init__(**kwargs)
+        self.poke_interval = check_poll_interval("poke_interval", self.poke_interval)
+        check_when_known("benchmark_run_id", benchmark_run_id, validate_id)
+        check_text("runloop_conn_id", runloop_conn_id)
         self.benchmark_run_id = benchmark_run_id
         self.runloop_conn_id = runloop_conn_id
         self._set_wait_options(
@@ -271,7 +297,7 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
             max_consecutive_poll_failures=max_consecutive_poll_failures,
             failure_settle_seconds=failure_settle_seconds,
         )
-        self.deferrable = check_flag("deferrable", deferrable)
+        self.deferrable = deferrable
         self._deadline: float | None = None
 
     def execute(self, context: Context) -> Any:

@@ -68,6 +68,7 @@ class RunloopEmulator:
     :param job_concurrency: default ``n_concurrent_trials`` of benchmark jobs.
     :param job_queue_seconds: how long a new job stays ``queued``.
     :param dedupe_request_ids: replay the first response for a repeated ``x-request-id`` on non-GETs.
+    :param refuse_repeated_actions: answer 400 to completing a completed run or canceling a canceled one.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class RunloopEmulator:
         job_concurrency: int = 10,
         job_queue_seconds: float = 1.0,
         dedupe_request_ids: bool = False,
+        refuse_repeated_actions: bool = False,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -96,6 +98,7 @@ class RunloopEmulator:
                 "job_concurrency": job_concurrency,
                 "job_queue_seconds": job_queue_seconds,
                 "dedupe_request_ids": dedupe_request_ids,
+                "refuse_repeated_actions": refuse_repeated_actions,
             }
         )
         self.default_script = load_script(script) if script is not None else DEFAULT_SCRIPT

@@ -17,6 +17,10 @@ so a test run is reproducible), or both; ``skip`` lets the first matching reques
     normally. Latency faults add up and combine with one other fault.
 ``drop_connection``
     close the connection without any response (the client sees "server disconnected").
+``delay_answer``
+    act on the request at once, then wait ``latency_seconds`` before answering: the server has done
+    the work (started the run) while the client still waits (a task killed meanwhile never learns the
+    run's id).
 ``truncate_body``
     send the headers (with the full ``Content-Length``) and half the body, then close the connection.
 ``malformed_body``
@@ -54,6 +58,7 @@ FAULT_KINDS = (
     "echo_authorization",
     "latency",
     "drop_connection",
+    "delay_answer",
     "truncate_body",
     "malformed_body",
     "repeat_page",
@@ -112,8 +117,10 @@ class Fault:
             raise ValueError(f"status must be an HTTP status code, got {self.status}")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError(f"retry_after must not be negative, got {self.retry_after}")
-        if self.latency_seconds < 0 or (self.kind == "latency" and self.latency_seconds == 0):
-            raise ValueError("a latency fault needs a positive latency_seconds")
+        if self.latency_seconds < 0 or (
+            self.kind in ("latency", "delay_answer") and self.latency_seconds == 0
+        ):
+            raise ValueError(f"a {self.kind} fault needs a positive latency_seconds")
         if self.shift is not None and (isinstance(self.shift, bool) or self.shift < 1):
             raise ValueError(f"shift must be a positive number of items or None, got {self.shift!r}")
 

@@ -236,6 +236,8 @@ class EmulatorGateway:
         if kind == "truncate_body":
             await _cut_connection(send, (captured, response_request_id))
             return
+        if fault is not None and kind == "delay_answer":
+            await asyncio.sleep(fault.latency_seconds)
         if kind == "malformed_body":
             captured = _Captured(
                 captured.status,

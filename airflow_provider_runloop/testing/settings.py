@@ -21,6 +21,10 @@ class EmulatorSettings:
     :param job_queue_seconds: how long a new benchmark job stays ``queued`` before it starts running.
     :param dedupe_request_ids: replay the first response to a non-GET request whose ``x-request-id`` was
         seen before, instead of acting twice (§13 #15; off by default, as the real API is not known to).
+    :param refuse_repeated_actions: answer 400 "not running" to ``complete``/``cancel`` of a benchmark run
+        that is already completed/canceled, as a server whose actions are not idempotent would (off by
+        default: the emulator treats a repeat as a no-op). With a lost answer and the client's retry, this
+        is the case the lifecycle operators must recognise as success.
     :param request_log_limit: the most requests the request log keeps (oldest dropped first).
     """
 
@@ -29,6 +33,7 @@ class EmulatorSettings:
     job_concurrency: int = 10
     job_queue_seconds: float = 1.0
     dedupe_request_ids: bool = False
+    refuse_repeated_actions: bool = False
     request_log_limit: int = 100_000
 
     def update(self, changes: dict[str, Any]) -> None:

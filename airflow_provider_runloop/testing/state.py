@@ -741,20 +741,24 @@ class EmulatorState:
     def complete_benchmark_run(self, now_ms: int, run_id: str) -> BenchmarkRunRecord:
         run = self.benchmark_run(run_id, now_ms)
         state = self.benchmark_run_state(run, now_ms)
-        if state == "completed":
+        if state == "completed" and not self.settings.refuse_repeated_actions:
             return run
         if state != "running":
-            raise ApiError.bad_request(f"BenchmarkRun {run_id!r} is {state} and cannot be completed")
+            raise ApiError.bad_request(
+                f"BenchmarkRun {run_id!r} is not running ({state}): cannot be completed"
+            )
         self._end_benchmark_run(run, now_ms, "completed")
         return run
 
     def cancel_benchmark_run(self, now_ms: int, run_id: str) -> BenchmarkRunRecord:
         run = self.benchmark_run(run_id, now_ms)
         state = self.benchmark_run_state(run, now_ms)
-        if state == "canceled":
+        if state == "canceled" and not self.settings.refuse_repeated_actions:
             return run
         if state != "running":
-            raise ApiError.bad_request(f"BenchmarkRun {run_id!r} is {state} and cannot be canceled")
+            raise ApiError.bad_request(
+                f"BenchmarkRun {run_id!r} is not running ({state}): cannot be canceled"
+            )
         for record in run.runs.visible(now_ms):
             if record.state_at(now_ms) not in LIFECYCLE_OVER:
                 self._rewrite_future(record, now_ms, end_ms=now_ms, end_state="canceled", recount=False)

@@ -15,7 +15,11 @@ import httpx
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from airflow_provider_runloop.exceptions import RunloopBenchmarkRunFailedError, RunloopError
+from airflow_provider_runloop.exceptions import (
+    RunloopBadRequestError,
+    RunloopBenchmarkRunFailedError,
+    RunloopError,
+)
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.operators.runloop import (
     RunloopCancelBenchmarkRunOperator,
@@ -297,6 +301,57 @@ def test_killing_a_start_and_wait_task_on_a_worker_cancels_its_run(
     assert emulator.benchmark_run_state(str(operator._started_run_id)) == "canceled"
 
 
+def _jobs(emulator: RunloopEmulator) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=emulator.base_url, headers=emulator.auth_headers) as http:
+        jobs: list[dict[str, Any]] = http.get("/v1/benchmark_jobs").json()["jobs"]
+        return jobs
+
+
+def test_a_kill_while_the_start_is_in_flight_cancels_the_run_found_by_its_tag(
+    emulator: RunloopEmulator, ti: Any
+) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    # The server creates the run at once but answers only later: the task never learns the run's id.
+    emulator.add_fault("delay_answer", method="POST", path="/v1/benchmarks/start_run", latency_seconds=2)
+    operator = _start(benchmark.benchmark_id)
+    worker = _Worker(lambda: operator.execute({"ti": ti}))
+    _eventually(lambda: len(_runs_of(emulator, benchmark.benchmark_id)) == 1)
+    assert operator._started_run_id is None
+    operator.on_kill()
+
+    (run,) = _runs_of(emulator, benchmark.benchmark_id)
+    assert emulator.benchmark_run_state(run["id"]) == "canceled"
+    assert worker.result()["benchmark_run_id"] == run["id"]
+
+
+def test_a_kill_before_the_start_reaches_the_server_cancels_nothing(
+    emulator: RunloopEmulator, ti: Any
+) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    operator = _start(benchmark.benchmark_id)
+    emulator.clear_requests()
+    operator.on_kill()  # killed before execute asked anything of the server: nothing to look for
+    assert emulator.requests() == []
+
+
+def test_a_kill_while_the_job_create_is_in_flight_cancels_the_job_found_by_its_name(
+    emulator: RunloopEmulator, ti: Any
+) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    emulator.add_fault("delay_answer", method="POST", path="/v1/benchmark_jobs", latency_seconds=2)
+    operator = _job(benchmark.benchmark_id)
+    worker = _Worker(lambda: operator.execute({"ti": ti}))
+    _eventually(lambda: len(_jobs(emulator)) == 1)
+    emulator.advance(2)  # out of the queue: the job's runs are running
+    assert operator._started_job_id is None
+    operator.on_kill()
+
+    (job,) = _jobs(emulator)
+    run_ids = emulator.job_benchmark_run_ids(job["id"])
+    assert [emulator.benchmark_run_state(run_id) for run_id in run_ids] == ["canceled", "canceled"]
+    assert worker.result()["benchmark_job_id"] == job["id"]
+
+
 def test_on_kill_does_nothing_when_asked_not_to_cancel(emulator: RunloopEmulator, ti: Any) -> None:
     benchmark = emulator.seed_benchmark(THREE)
     operator = _start(benchmark.benchmark_id, cancel_on_kill=False)
@@ -396,6 +451,59 @@ def test_completing_waits_for_active_scenario_runs_unless_told_otherwise(
     assert _complete(run_id, allow_active_scenario_runs=True).execute({"ti": ti})["changed"] is True
     assert emulator.benchmark_run_state(run_id) == "completed"
     hook.close()
+
+
+@pytest.mark.runloop_emulator(refuse_repeated_actions=True)
+@pytest.mark.parametrize(("action", "done"), [("complete", "completed"), ("cancel", "canceled")])
+def test_an_action_whose_answer_was_lost_is_a_success_once_the_run_shows_it(
+    emulator: RunloopEmulator, ti: Any, action: str, done: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    run_id = _start(benchmark.benchmark_id).execute({"ti": ti})["benchmark_run_id"]
+    # The server acts, the answer is lost; the client's retry (same request id) is refused: 400.
+    emulator.add_fault("truncate_body", method="POST", path=f"/v1/benchmark_runs/{run_id}/{action}", times=1)
+    operator = _complete(run_id) if action == "complete" else _cancel(run_id)
+    outcome = operator.execute({"ti": ti})
+
+    posts = _posts(emulator, f"/v1/benchmark_runs/{run_id}/{action}")
+    assert [(post.fault, post.status) for post in posts] == [("truncate_body", None), (None, 400)]
+    assert (outcome["state"], outcome["changed"]) == (done, True)
+    assert (
+        f"but the run is {done} already: an earlier attempt of this request did it" in capsys.readouterr().out
+    )
+    assert emulator.benchmark_run_state(run_id) == done
+
+
+@pytest.mark.runloop_emulator(refuse_repeated_actions=True)
+@pytest.mark.parametrize("action", ["complete", "cancel"])
+def test_a_refusal_of_a_run_still_running_fails_the_task(
+    emulator: RunloopEmulator, ti: Any, action: str
+) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    run_id = _start(benchmark.benchmark_id).execute({"ti": ti})["benchmark_run_id"]
+    path = f"/v1/benchmark_runs/{run_id}/{action}"
+    emulator.add_fault("status", method="POST", path=path, status=400, message="refused", times=1)
+    operator = _complete(run_id) if action == "complete" else _cancel(run_id)
+    with pytest.raises(RunloopBadRequestError, match="refused"):
+        operator.execute({"ti": ti})
+    assert emulator.benchmark_run_state(run_id) == "running"
+
+
+def test_completing_names_the_active_scenario_runs(emulator: RunloopEmulator, ti: Any) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    run_id = _start(benchmark.benchmark_id).execute({"ti": ti})["benchmark_run_id"]
+    hook = RunloopHook()
+    started = [
+        hook.start_scenario_run(scenario_id, benchmark_run_id=run_id, run_name=f"case-{n}")
+        for n, scenario_id in enumerate(benchmark.scenario_ids)
+    ]
+    hook.close()
+    with pytest.raises(
+        RunloopError, match=r"3 of its scenario runs are still active \(running 3\)"
+    ) as raised:
+        _complete(run_id).execute({"ti": ti})
+    for n, scenario_run in enumerate(started):
+        assert f"{scenario_run.id} (case-{n}) [running]" in str(raised.value)
 
 
 def test_canceling_is_idempotent_and_refuses_a_completed_run(emulator: RunloopEmulator, ti: Any) -> None:

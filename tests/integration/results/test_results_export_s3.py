@@ -127,3 +127,29 @@ def test_a_missing_bucket_fails_before_any_request(
     with pytest.raises(ValueError, match=r"Cannot write results to s3://no-such-bucket/results\.jsonl"):
         operator.execute({"ti": task_instance})
     assert finished_run.emulator.requests() == []
+
+
+def test_a_stale_staged_object_left_by_a_killed_export_is_removed(
+    finished_run: FinishedRun,
+    s3_connection: S3Server,
+    bucket: str,
+    task_instance: TaskInstanceStub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from airflow_provider_runloop.operators import runloop
+
+    # Objects cannot be back-dated: every staged object counts as stale here.
+    monkeypatch.setattr(runloop, "STALE_STAGING_AGE", timedelta(0))
+    leftover = "runs/.results.jsonl.runloop-0123456789abcdef.partial"
+    kept = ["runs/.other.jsonl.runloop-0123456789abcdef.partial", "runs/results.jsonl.bak"]
+    for key in [leftover, *kept]:
+        s3_connection.client().put_object(Bucket=bucket, Key=key, Body=b"half an export")
+    RunloopBenchmarkResultsOperator(
+        task_id="export",
+        benchmark_run_id=finished_run.benchmark_run_id,
+        destination=f"s3://{bucket}/runs/results.jsonl",
+        storage_conn_id=s3_connection.conn_id,
+    ).execute({"ti": task_instance})
+    assert _keys(s3_connection, bucket) == sorted(["runs/results.jsonl", *kept])

@@ -71,17 +71,58 @@ def test_extras_configure_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"timeout": "soon"}, "extra 'timeout' must be a number of seconds > 0"),
+        ({"timeout": "soon"}, "extra 'timeout' must be a finite number of seconds > 0"),
         ({"timeout": 0}, "extra 'timeout'"),
         ({"max_retries": -1}, "extra 'max_retries' must be a whole number >= 0"),
         ({"max_retries": "2.5"}, "extra 'max_retries'"),
         ({"verify_ssl": "maybe"}, "extra 'verify_ssl' must be true or false"),
+        ({"timeout": "nan"}, "extra 'timeout' must be a finite number of seconds > 0"),
+        ({"timeout": float("nan")}, "extra 'timeout' must be a finite number"),
+        ({"timeout": float("inf")}, "extra 'timeout' must be a finite number"),
+        ({"timeout": "Infinity"}, "extra 'timeout' must be a finite number"),
+        ({"connect_timeout": "-inf"}, "extra 'connect_timeout' must be a finite number"),
+        ({"timeout": True}, "extra 'timeout' must be a finite number"),
+        ({"max_retries": 2.5}, "extra 'max_retries' must be a whole number >= 0, got 2.5"),
+        ({"max_retries": "nan"}, "extra 'max_retries' must be a whole number"),
+        ({"max_retries": True}, "extra 'max_retries' must be a whole number"),
     ],
 )
 def test_bad_extras_are_named(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], message: str) -> None:
     _set_conn(monkeypatch, extra=extra)
     with pytest.raises(ValueError, match=message):
         RunloopHook().get_conn()
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"host": "h h"}, "its host name is not a valid DNS name or IP address"),
+        ({"host": "http://h h:8080"}, "its host name is not a valid DNS name or IP address"),
+        ({"host": "https://api..runloop.ai"}, "its host name is not a valid DNS name or IP address"),
+        ({"host": "https://-api.runloop.ai"}, "its host name is not a valid DNS name or IP address"),
+        ({"host": "http://127.0.0.1:99999"}, "its port is not a number from 1 to 65535"),
+        ({"host": "http://127.0.0.1:0"}, "its port is not a number from 1 to 65535"),
+        ({"host": "http://127.0.0.1", "port": 70000}, "its port is not a number from 1 to 65535"),
+        ({"host": "ftp://api.runloop.ai"}, "it must be an http:// or https:// URL"),
+    ],
+)
+def test_a_malformed_host_is_named_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], problem: str
+) -> None:
+    _set_conn(monkeypatch, **fields)
+    with pytest.raises(ValueError, match=f"connection 'runloop_default' host .* {problem}") as raised:
+        RunloopHook().get_conn()
+    assert KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "retries"), [({"max_retries": 3.0}, 3), ({"max_retries": "2"}, 2), ({"max_retries": 0}, 0)]
+)
+def test_whole_retry_counts_are_kept(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], retries: int
+) -> None:
+    _set_conn(monkeypatch, extra=extra)
+    assert RunloopHook().get_conn().retry.max_retries == retries
 
 
 def test_missing_api_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

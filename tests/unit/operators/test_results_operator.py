@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import os
+import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -292,11 +296,60 @@ def test_a_leftover_from_a_crashed_try_is_overwritten_by_the_retry(
             _execute(_operator(FakeHook([_scenario_run(1)], fail_after=0), destination=f"file://{target}"))
     leftovers = _files(tmp_path)
     assert len(leftovers) == 1
-    assert leftovers[0].startswith(".results.jsonl.")
+    assert leftovers[0].startswith(".results.jsonl.runloop-")
     assert leftovers[0].endswith(".partial")
     # The retry of the same task instance stages under the same name, so the leftover is reused.
     _execute(_operator(FakeHook([_scenario_run(1)]), destination=f"file://{target}"))
     assert _files(tmp_path) == ["results.jsonl"]
+
+
+TOKEN = "0123456789abcdef"
+DAY = 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("leftover", "age_seconds", "removed"),
+    [
+        pytest.param(f".results.jsonl.runloop-{TOKEN}.partial", DAY + 60, True, id="killed-a-day-ago"),
+        pytest.param(f".results.jsonl.runloop-{TOKEN}.partial", 3600, False, id="young:-maybe-running"),
+        pytest.param(f".results.jsonl.{TOKEN}.partial", 2 * DAY, True, id="old-naming-scheme"),
+        pytest.param(f".other.jsonl.runloop-{TOKEN}.partial", 2 * DAY, False, id="another-destination"),
+        pytest.param(f".results.jsonl.x.runloop-{TOKEN}.partial", 2 * DAY, False, id="a-longer-name"),
+        pytest.param(".results.jsonl.notes.partial", 2 * DAY, False, id="not-a-staged-name"),
+        pytest.param(f"results.jsonl.runloop-{TOKEN}.partial", 2 * DAY, False, id="not-hidden"),
+    ],
+)
+def test_an_export_removes_stale_staged_copies_of_its_own_destination(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, leftover: str, age_seconds: float, removed: bool
+) -> None:
+    # A killed worker left a staged copy, and the next DAG run (another token) exports to the same file.
+    stale = tmp_path / leftover
+    stale.write_text("half an export")
+    written = time.time() - age_seconds
+    os.utime(stale, (written, written))
+    caplog.set_level(logging.INFO)
+    _execute(_operator(FakeHook([_scenario_run(1)]), destination=f"file://{tmp_path / 'results.jsonl'}"))
+
+    expected = ["results.jsonl"] if removed else sorted(["results.jsonl", leftover])
+    assert _files(tmp_path) == expected
+    assert (
+        f"Removed {stale}: a staged copy of file://{tmp_path / 'results.jsonl'}" in caplog.text
+    ) is removed
+
+
+def test_the_staged_name_says_what_it_is_and_whose_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_runloop.operators import runloop
+
+    target = tmp_path / "results.jsonl"
+    seen: list[str] = []
+    monkeypatch.setattr(runloop._StagedFile, "commit", lambda self: seen.append(self._temp))
+    _execute(_operator(FakeHook([_scenario_run(1)]), destination=f"file://{target}"))
+    (staged,) = seen
+    assert re.fullmatch(
+        rf"{re.escape(str(tmp_path))}/\.results\.jsonl\.runloop-[0-9a-f]{{16}}\.partial", staged
+    )
 
 
 # --- the completion rule ---------------------------------------------------------------------------------

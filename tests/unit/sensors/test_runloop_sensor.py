@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -44,7 +45,7 @@ SUMMARY: dict[str, Any] = {
 
 
 def _sensor(**kwargs: Any) -> RunloopBenchmarkRunSensor:
-    return RunloopBenchmarkRunSensor(task_id="wait", benchmark_run_id="bmr_1", **kwargs)
+    return RunloopBenchmarkRunSensor(task_id="wait", **{"benchmark_run_id": "bmr_1", **kwargs})
 
 
 def test_templated_fields_and_link() -> None:
@@ -76,11 +77,40 @@ def test_deferrable_follows_the_airflow_setting_by_default(monkeypatch: pytest.M
         ({"fail_on_scenario_failure": None}, "fail_on_scenario_failure"),
         ({"max_consecutive_poll_failures": -2}, "max_consecutive_poll_failures"),
         ({"deferrable": "true"}, "deferrable must be True or False"),
+        ({"poke_interval": 0}, "poke_interval must be >= 0.01"),
+        ({"poke_interval": 0, "deferrable": True}, "poke_interval must be >= 0.01"),
+        ({"poke_interval": 0, "mode": "reschedule"}, "poke_interval must be >= 0.01"),
+        ({"poke_interval": -1}, "poke_interval must be >= 0.01"),
+        ({"poke_interval": 1e-9, "deferrable": True}, "poke_interval must be >= 0.01"),
+        ({"poke_interval": timedelta(milliseconds=1)}, "poke_interval must be >= 0.01"),
+        ({"poke_interval": float("nan")}, "poke_interval must be a finite number"),
+        ({"poke_interval": float("inf"), "deferrable": True}, "poke_interval must be a finite number"),
+        ({"poke_interval": True}, "poke_interval must be a finite number"),
+        (
+            {"deferrable": True, "mode": "reschedule"},
+            "deferrable=True and mode='reschedule' cannot be combined",
+        ),
+        ({"benchmark_run_id": "bad id"}, "benchmark_run_id must be a Runloop id"),
+        ({"benchmark_run_id": "../bmr"}, "benchmark_run_id must be a Runloop id"),
+        ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
     ],
 )
 def test_bad_options_are_rejected_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _sensor(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"poke_interval": 0.01, "deferrable": True}, id="the-minimum"),
+        pytest.param({"poke_interval": timedelta(minutes=1), "mode": "reschedule"}, id="timedelta"),
+        pytest.param({"benchmark_run_id": "{{ ti.xcom_pull('start')['benchmark_run_id'] }}"}, id="templated"),
+    ],
+)
+def test_good_options_are_kept(kwargs: dict[str, Any]) -> None:
+    sensor = _sensor(**kwargs)
+    assert sensor.poke_interval >= 0.01
 
 
 class FakeStateStore:
