@@ -42,6 +42,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
+    RunloopRedirectError,
     RunloopServerError,
     RunloopTimeoutError,
     RunloopTransportError,
@@ -83,6 +84,13 @@ MAX_PAGE_SIZE = 5000
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+# What httpx's ``send`` raises: HTTPError covers the transport, decoding and redirect errors; an
+# invalid URL and a misused stream are not HTTPErrors.
+_SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
+_SendError = httpx.HTTPError | httpx.InvalidURL | httpx.StreamError
+_MAX_PORT = 65535
+_SHOWN_ID_CHARS = 80
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 ItemT = TypeVar("ItemT", bound=ApiView)
@@ -130,8 +138,13 @@ def validate_id(name: str, value: object) -> str:
     :param name: the argument's name, for the error message.
     :param value: the id to check.
     """
-    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
-        raise ValueError(f"{name} must be a Runloop id made of letters, digits, '_' and '-', got {value!r}")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{name} must be a Runloop id made of letters, digits, '_' and '-', got a {type(value).__name__}"
+        )
+    if not _ID_PATTERN.fullmatch(value):
+        shown = repr(value) if len(value) <= _SHOWN_ID_CHARS else f"{value[:_SHOWN_ID_CHARS]!r}…"
+        raise ValueError(f"{name} must be a Runloop id made of letters, digits, '_' and '-', got {shown}")
     return value
 
 
@@ -392,17 +405,31 @@ class _ClientCore:
         )
 
     def _transport_error(
-        self, request: httpx.Request, exc: httpx.TransportError
+        self, request: httpx.Request, exc: _SendError
     ) -> RunloopTransportError | RunloopInvalidRequestError:
-        """Our error for httpx's; the twins raise it outside their ``except`` block (no context)."""
+        """Our error for httpx's; the twins raise it outside their ``except`` block (no context).
+
+        Every way ``send`` can fail maps to one of ours, so no httpx exception reaches a task or a
+        trigger: a body that cannot be decoded (a broken ``Content-Encoding``) is a transport error,
+        retried like a dropped connection; a redirect loop is not retried; a request httpx cannot
+        build or write is not sent at all.
+        """
         # h11 quotes a refused header value (the key's, too) in its message.
         reason = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        if isinstance(exc, httpx.LocalProtocolError):
+        method, path = request.method, request.url.path
+        if isinstance(exc, (httpx.LocalProtocolError, httpx.InvalidURL, httpx.StreamError)):
             # httpx refused to write the request: it fails the same way every time.
-            return RunloopInvalidRequestError(request.method, request.url.path, reason)
+            return RunloopInvalidRequestError(method, path, reason)
+        if isinstance(exc, httpx.TooManyRedirects):
+            return RunloopRedirectError(
+                method, path, f"{reason}; check the connection's base URL (a redirect loop)"
+            )
+        if isinstance(exc, httpx.DecodingError):
+            # The response arrived garbled (a proxy mangling gzip): the next answer may be whole.
+            return RunloopTransportError(method, path, f"the response body could not be decoded ({reason})")
         if isinstance(exc, httpx.TimeoutException):
-            return RunloopTimeoutError(request.method, request.url.path, reason)
-        return RunloopTransportError(request.method, request.url.path, reason)
+            return RunloopTimeoutError(method, path, reason)
+        return RunloopTransportError(method, path, reason)
 
     # -- retrying -----------------------------------------------------------------------------------
 
@@ -629,7 +656,7 @@ class RunloopClient(_ClientCore):
     def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return self._http.send(request)
-        except httpx.TransportError as exc:
+        except _SEND_ERRORS as exc:
             error = self._transport_error(request, exc)
         raise error
 
@@ -842,7 +869,7 @@ class AsyncRunloopClient(_ClientCore):
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return await self._http.send(request)
-        except httpx.TransportError as exc:
+        except _SEND_ERRORS as exc:
             error = self._transport_error(request, exc)
         raise error
 
@@ -1010,6 +1037,10 @@ def _normalise_base_url(base_url: str) -> str:
         parsed = httpx.URL()
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"The Runloop base URL must be an http(s) URL with a host, got {base_url!r}")
+    if parsed.port is not None and not 0 < parsed.port <= _MAX_PORT:
+        # httpx parses any number; the socket layer would fail only at the first request, and (async)
+        # with an OverflowError inside an ExceptionGroup.
+        raise ValueError(f"The Runloop base URL's port must be from 1 to {_MAX_PORT}, got {parsed.port}")
     if parsed.query or parsed.userinfo:
         raise ValueError("The Runloop base URL must not carry a query string or credentials")
     return url.rstrip("/")
