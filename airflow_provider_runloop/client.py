@@ -90,6 +90,9 @@ _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 _SendError = httpx.HTTPError | httpx.InvalidURL | httpx.StreamError
 _MAX_PORT = 65535
+# A host as httpx holds it (IDNA-encoded): a DNS name (with '_', which some internal names have), an
+# IPv4 address, or an IPv6 address without its brackets.
+_HOST_PATTERN = re.compile(rb"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")
 _SHOWN_ID_CHARS = 80
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
@@ -1037,6 +1040,13 @@ def _normalise_base_url(base_url: str) -> str:
         parsed = httpx.URL()
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"The Runloop base URL must be an http(s) URL with a host, got {base_url!r}")
+    if not _HOST_PATTERN.fullmatch(parsed.raw_host):
+        # httpx percent-encodes a space in a host ("h h" becomes "h%20h"); only DNS, after every retry,
+        # would say that no such host exists.
+        raise ValueError(
+            "The Runloop base URL's host must be a host name or an IP address (letters, digits, '.', '-'), "
+            f"got {parsed.host!r}"
+        )
     if parsed.port is not None and not 0 < parsed.port <= _MAX_PORT:
         # httpx parses any number; the socket layer would fail only at the first request, and (async)
         # with an OverflowError inside an ExceptionGroup.
