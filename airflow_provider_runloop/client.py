@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -1068,26 +1069,36 @@ def _query_value(value: str | int | bool) -> str:
 
 
 def _retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds from ``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+    """Seconds from ``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date.
+
+    A value that is no finite number of seconds (``inf``, ``nan``, ``1e400``, a date no calendar has)
+    is ignored, as if the header were absent: the client's own backoff applies.
+    """
+    if (ms := _finite(headers.get("retry-after-ms"))) is not None:
+        return max(0.0, ms / 1000)
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if (seconds := _finite(value)) is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        # parsedate_to_datetime raises any of these for text that only looks like a date.
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _finite(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:
