@@ -174,16 +174,27 @@ class RetryPolicy:
     retry_after_max: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
         for name in ("backoff_initial", "backoff_max", "retry_after_max"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            # NaN compares false with everything: it would pass "< 0" and then sleep NaN seconds.
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not _finite_at_least_zero(value):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
     def backoff(self, retries_taken: int) -> float:
         """Seconds to wait before retry number ``retries_taken + 1`` when the server gave no hint."""
         base = min(self.backoff_initial * 2.0**retries_taken, self.backoff_max)
         return base * random.uniform(0.75, 1.0)
+
+
+def _finite_at_least_zero(value: float) -> bool:
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an int past a float's range
+        return False
 
 
 @dataclass(frozen=True)

@@ -1010,3 +1010,21 @@ def test_a_total_count_that_is_no_count_is_an_invalid_response_naming_it(
     router.get(PAGE_PATH).respond(200, content=body, headers={"content-type": "application/json"})
     with pytest.raises(RunloopInvalidResponseError, match="total_count"):
         api("count_scenario_runs", "bmr_1", state="running")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_retries", -1),
+        ("max_retries", 2.5),
+        ("max_retries", True),
+        ("backoff_initial", -1.0),
+        ("backoff_initial", float("nan")),
+        ("backoff_max", float("inf")),
+        ("retry_after_max", 10**400),
+        ("retry_after_max", "60"),
+    ],
+)
+def test_a_retry_policy_that_cannot_work_is_refused_naming_the_option(option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"^{option} must be"):
+        RetryPolicy(**{option: value})
