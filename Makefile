@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help env test lint typecheck docs unit e2e demo clean
+.PHONY: help env test lint typecheck docs unit e2e fuzz demo clean
 
 help:
 	@echo "make demo   - bootstrap, then wait for an emulated benchmark run with the deferrable sensor, export"
@@ -21,6 +21,7 @@ help:
 	@echo "make docs   - build the docs site into site/ (mkdocs build --strict)"
 	@echo "make unit   - only the unit tests"
 	@echo "make e2e    - only the end-to-end tests (real Airflow components on 127.0.0.1)"
+	@echo "make fuzz   - the unit tests with a deep, random property-based budget (hypothesis profile fuzz)"
 	@echo "make env    - only bootstrap .venv from uv.lock"
 
 $(UV):
@@ -48,6 +49,10 @@ unit: $(STAMP)
 
 e2e: $(STAMP)
 	$(VENV)/bin/pytest tests/e2e -q
+
+# `make test` runs the same properties with a small fixed budget (tests/conftest.py registers both).
+fuzz: $(STAMP)
+	RUNLOOP_HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest tests/unit -q
 
 test: lint typecheck docs
 	$(VENV)/bin/pytest -q

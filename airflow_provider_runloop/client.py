@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -42,6 +43,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
+    RunloopRedirectError,
     RunloopServerError,
     RunloopTimeoutError,
     RunloopTransportError,
@@ -83,6 +85,16 @@ MAX_PAGE_SIZE = 5000
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER_TOKEN = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+# What httpx's ``send`` raises: HTTPError covers the transport, decoding and redirect errors; an
+# invalid URL and a misused stream are not HTTPErrors.
+_SEND_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
+_SendError = httpx.HTTPError | httpx.InvalidURL | httpx.StreamError
+_MAX_PORT = 65535
+# A host as httpx holds it (IDNA-encoded): a DNS name (with '_', which some internal names have), an
+# IPv4 address, or an IPv6 address without its brackets.
+_HOST_PATTERN = re.compile(rb"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")
+_SHOWN_ID_CHARS = 80
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 ItemT = TypeVar("ItemT", bound=ApiView)
@@ -130,8 +142,13 @@ def validate_id(name: str, value: object) -> str:
     :param name: the argument's name, for the error message.
     :param value: the id to check.
     """
-    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
-        raise ValueError(f"{name} must be a Runloop id made of letters, digits, '_' and '-', got {value!r}")
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{name} must be a Runloop id made of letters, digits, '_' and '-', got a {type(value).__name__}"
+        )
+    if not _ID_PATTERN.fullmatch(value):
+        shown = repr(value) if len(value) <= _SHOWN_ID_CHARS else f"{value[:_SHOWN_ID_CHARS]!r}…"
+        raise ValueError(f"{name} must be a Runloop id made of letters, digits, '_' and '-', got {shown}")
     return value
 
 
@@ -157,16 +174,27 @@ class RetryPolicy:
     retry_after_max: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
         for name in ("backoff_initial", "backoff_max", "retry_after_max"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            # NaN compares false with everything: it would pass "< 0" and then sleep NaN seconds.
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not _finite_at_least_zero(value):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
     def backoff(self, retries_taken: int) -> float:
         """Seconds to wait before retry number ``retries_taken + 1`` when the server gave no hint."""
         base = min(self.backoff_initial * 2.0**retries_taken, self.backoff_max)
         return base * random.uniform(0.75, 1.0)
+
+
+def _finite_at_least_zero(value: float) -> bool:
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:  # an int past a float's range
+        return False
 
 
 @dataclass(frozen=True)
@@ -392,17 +420,31 @@ class _ClientCore:
         )
 
     def _transport_error(
-        self, request: httpx.Request, exc: httpx.TransportError
+        self, request: httpx.Request, exc: _SendError
     ) -> RunloopTransportError | RunloopInvalidRequestError:
-        """Our error for httpx's; the twins raise it outside their ``except`` block (no context)."""
+        """Our error for httpx's; the twins raise it outside their ``except`` block (no context).
+
+        Every way ``send`` can fail maps to one of ours, so no httpx exception reaches a task or a
+        trigger: a body that cannot be decoded (a broken ``Content-Encoding``) is a transport error,
+        retried like a dropped connection; a redirect loop is not retried; a request httpx cannot
+        build or write is not sent at all.
+        """
         # h11 quotes a refused header value (the key's, too) in its message.
         reason = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        if isinstance(exc, httpx.LocalProtocolError):
+        method, path = request.method, request.url.path
+        if isinstance(exc, (httpx.LocalProtocolError, httpx.InvalidURL, httpx.StreamError)):
             # httpx refused to write the request: it fails the same way every time.
-            return RunloopInvalidRequestError(request.method, request.url.path, reason)
+            return RunloopInvalidRequestError(method, path, reason)
+        if isinstance(exc, httpx.TooManyRedirects):
+            return RunloopRedirectError(
+                method, path, f"{reason}; check the connection's base URL (a redirect loop)"
+            )
+        if isinstance(exc, httpx.DecodingError):
+            # The response arrived garbled (a proxy mangling gzip): the next answer may be whole.
+            return RunloopTransportError(method, path, f"the response body could not be decoded ({reason})")
         if isinstance(exc, httpx.TimeoutException):
-            return RunloopTimeoutError(request.method, request.url.path, reason)
-        return RunloopTransportError(request.method, request.url.path, reason)
+            return RunloopTimeoutError(method, path, reason)
+        return RunloopTransportError(method, path, reason)
 
     # -- retrying -----------------------------------------------------------------------------------
 
@@ -629,7 +671,7 @@ class RunloopClient(_ClientCore):
     def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return self._http.send(request)
-        except httpx.TransportError as exc:
+        except _SEND_ERRORS as exc:
             error = self._transport_error(request, exc)
         raise error
 
@@ -842,7 +884,7 @@ class AsyncRunloopClient(_ClientCore):
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return await self._http.send(request)
-        except httpx.TransportError as exc:
+        except _SEND_ERRORS as exc:
             error = self._transport_error(request, exc)
         raise error
 
@@ -1010,6 +1052,17 @@ def _normalise_base_url(base_url: str) -> str:
         parsed = httpx.URL()
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError(f"The Runloop base URL must be an http(s) URL with a host, got {base_url!r}")
+    if not _HOST_PATTERN.fullmatch(parsed.raw_host):
+        # httpx percent-encodes a space in a host ("h h" becomes "h%20h"); only DNS, after every retry,
+        # would say that no such host exists.
+        raise ValueError(
+            "The Runloop base URL's host must be a host name or an IP address (letters, digits, '.', '-'), "
+            f"got {parsed.host!r}"
+        )
+    if parsed.port is not None and not 0 < parsed.port <= _MAX_PORT:
+        # httpx parses any number; the socket layer would fail only at the first request, and (async)
+        # with an OverflowError inside an ExceptionGroup.
+        raise ValueError(f"The Runloop base URL's port must be from 1 to {_MAX_PORT}, got {parsed.port}")
     if parsed.query or parsed.userinfo:
         raise ValueError("The Runloop base URL must not carry a query string or credentials")
     return url.rstrip("/")
@@ -1027,26 +1080,36 @@ def _query_value(value: str | int | bool) -> str:
 
 
 def _retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds from ``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+    """Seconds from ``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date.
+
+    A value that is no finite number of seconds (``inf``, ``nan``, ``1e400``, a date no calendar has)
+    is ignored, as if the header were absent: the client's own backoff applies.
+    """
+    if (ms := _finite(headers.get("retry-after-ms"))) is not None:
+        return max(0.0, ms / 1000)
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if (seconds := _finite(value)) is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        # parsedate_to_datetime raises any of these for text that only looks like a date.
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _finite(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "RunloopInvalidResponseError",
     "RunloopNotFoundError",
     "RunloopRateLimitError",
+    "RunloopRedirectError",
     "RunloopResultsNotReadyError",
     "RunloopServerError",
     "RunloopTimeoutError",
@@ -117,6 +118,16 @@ class RunloopTransportError(RunloopError):
 
 class RunloopTimeoutError(RunloopTransportError):
     """The request timed out (connect, read, write or pool)."""
+
+
+class RunloopRedirectError(RunloopTransportError):
+    """The server redirected too many times (a redirect loop): no response to read.
+
+    Not retried, since the next attempt follows the same redirects; check the connection's base URL
+    (a proxy or a load balancer that redirects ``http`` to ``https`` and back, a wrong path prefix).
+    """
+
+    retryable = False
 
 
 class RunloopInvalidRequestError(RunloopError, ValueError):

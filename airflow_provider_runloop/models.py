@@ -79,6 +79,19 @@ ScenarioState = Annotated[ScenarioRunState | str, Field(union_mode="left_to_righ
 JobState = Annotated[BenchmarkJobState | str, Field(union_mode="left_to_right")]
 
 
+# What a number from the server may be (docs/results.md, "Scores and numbers"). A score is a finite
+# number from 0 to 1: the API says so of the total, and a scoring function's score is a share of it.
+# NaN or an infinity would make every mean NaN and every exported record invalid JSON, so a body with
+# one is refused here, naming the field, instead of being averaged and written out.
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+# Epoch milliseconds from 1970 to the end of year 9999, the range a datetime (and so an ISO time in an
+# exported record) can hold; a duration fits the int64 an exported Parquet column has.
+EpochMs = Annotated[int, Field(strict=True, ge=0, le=253_402_300_799_999)]
+DurationMs = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+# A count is a whole JSON number, not 2.5, "3" or true, and never negative.
+Count = Annotated[int, Field(strict=True, ge=0)]
+
+
 def _none_as_empty(value: object) -> object:
     return [] if value is None else value
 
@@ -98,7 +111,7 @@ class ScoringFunctionResult(ApiView):
     """The result of one scoring function on a scenario run."""
 
     scoring_function_name: str
-    score: float
+    score: Score
     state: str = "unknown"
     output: str = ""
 
@@ -106,7 +119,7 @@ class ScoringFunctionResult(ApiView):
 class ScoringContractResult(ApiView):
     """All scoring functions' results for one scenario run; ``score`` is the total (0 to 1)."""
 
-    score: float
+    score: Score
     scoring_function_results: list[ScoringFunctionResult] = Field(default_factory=list)
 
 
@@ -120,8 +133,8 @@ class ScenarioRunView(ApiView):
     name: str | None = None
     benchmark_run_id: str | None = None
     scoring_contract_result: ScoringContractResult | None = None
-    start_time_ms: int | None = None
-    duration_ms: int | None = None
+    start_time_ms: EpochMs | None = None
+    duration_ms: DurationMs | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     purpose: str | None = None
     environment_variables: dict[str, str] | None = None
@@ -135,9 +148,9 @@ class BenchmarkRunView(ApiView):
     state: RunState
     benchmark_id: str | None = None
     name: str | None = None
-    start_time_ms: int | None = None
-    duration_ms: int | None = None
-    score: float | None = None
+    start_time_ms: EpochMs | None = None
+    duration_ms: DurationMs | None = None
+    score: Score | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     purpose: str | None = None
     environment_variables: dict[str, str] | None = None
@@ -166,8 +179,8 @@ class ScenarioOutcome(ApiView):
     scenario_name: str = ""
     state: str
     scenario_run_id: str | None = None
-    score: float | None = None
-    duration_ms: int | None = None
+    score: Score | None = None
+    duration_ms: DurationMs | None = None
 
 
 class BenchmarkOutcome(ApiView):
@@ -176,11 +189,11 @@ class BenchmarkOutcome(ApiView):
     benchmark_run_id: str
     agent_name: str = ""
     model_name: str | None = None
-    n_completed: int = 0
-    n_failed: int = 0
-    n_timeout: int = 0
-    average_score: float | None = None
-    duration_ms: int | None = None
+    n_completed: Count = 0
+    n_failed: Count = 0
+    n_timeout: Count = 0
+    average_score: Score | None = None
+    duration_ms: DurationMs | None = None
     scenario_outcomes: NullableList[ScenarioOutcome] = Field(default_factory=list)
 
 
@@ -189,8 +202,8 @@ class InProgressRun(ApiView):
 
     benchmark_run_id: str
     state: RunState
-    start_time_ms: int | None = None
-    duration_ms: int | None = None
+    start_time_ms: EpochMs | None = None
+    duration_ms: DurationMs | None = None
     agent_config: dict[str, object] | None = None
 
 
@@ -208,7 +221,7 @@ class BenchmarkJobView(ApiView):
     id: str
     name: str = ""
     state: JobState
-    create_time_ms: int | None = None
+    create_time_ms: EpochMs | None = None
     failure_reason: str | None = None
     job_source: dict[str, object] | None = None
     job_spec: JobSpecView | None = None
@@ -226,12 +239,13 @@ class ListView(ApiView, Generic[ItemT]):
     them fails validation instead of reading as an empty last page. The official SDK tolerates a
     missing ``has_more``; this provider follows the spec and never guesses that a listing is over.
     ``total_count`` is optional (absent or ``null`` with ``include_total_count=false``);
-    ``remaining_count``, which old docs show, is ignored.
+    ``remaining_count``, which old docs show, is ignored. A ``total_count`` that is negative or not a
+    whole number is an invalid response, not a count.
     """
 
     items_key: ClassVar[str]
     has_more: bool
-    total_count: int | None = None
+    total_count: Count | None = None
 
     @property
     def items(self) -> list[ItemT]:

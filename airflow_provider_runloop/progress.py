@@ -453,6 +453,10 @@ class BenchmarkRunSummary:
         )
 
 
+# The largest int a float holds exactly: past it, a number read from JSON is no time or score.
+_LARGEST_SAFE_INT: Final = 2**53
+
+
 @dataclass(frozen=True)
 class FailureHold:
     """A scenario failure seen while the benchmark run is still open, not yet final.
@@ -482,6 +486,8 @@ class FailureHold:
         if (
             isinstance(since, bool)
             or not isinstance(since, (int, float))
+            # An int past a float's range (10**400) is no time either; isfinite would raise on it.
+            or (isinstance(since, int) and abs(since) > _LARGEST_SAFE_INT)
             or not math.isfinite(since)
             or isinstance(total, bool)
             or not isinstance(total, int)
@@ -969,7 +975,12 @@ def _read(data: Mapping[str, object], key: str, kind: type[Any]) -> Any:
 
 def _coerce(key: str, kind: type[Any], value: object) -> Any:
     # bool is an int in Python; JSON keeps them apart, and so does this.
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # Summaries are strict JSON: no NaN or infinity, and no int past a float's range.
+        if isinstance(value, int) and abs(value) > _LARGEST_SAFE_INT:
+            raise ValueError(f"Not a benchmark run summary: {key!r} must be a finite number.")
+        if not math.isfinite(value):
+            raise _wrong_type(key, "a finite number", value)
         return float(value)
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value

@@ -313,7 +313,9 @@ def _csv_cell(value: Any) -> Any:
 
 # Compact, and non-ASCII text kept as is: the files are UTF-8. One encoder for every record:
 # json.dumps with options builds a new encoder on each call, a measurable cost at 100,000 records.
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Strict JSON: the models refuse NaN and infinities, and a NaN token here would be a file no JSON
+# reader accepts, so one that slipped through fails the export instead of being written.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _json(value: Any) -> str:

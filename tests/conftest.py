@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from support.canary import CANARY_API_KEY, CanaryScan, count_canary, scan_paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +31,27 @@ _BUNDLES = [
     }
     for name, folder in (("tests", "tests/dags"), ("examples", "example_dags"))
 ]
+
+# Property-based tests: a small, fixed budget in `make test` (derandomized: the same examples every
+# run, so a failure reproduces and the suite stays fast), a deep random one in `make fuzz`
+# (RUNLOOP_HYPOTHESIS_PROFILE=fuzz). The deadline is how "never a hang" is checked: one example of a
+# parser taking seconds is a failure, whatever it returned.
+settings.register_profile(
+    "suite",
+    derandomize=True,
+    max_examples=100,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=5000,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("RUNLOOP_HYPOTHESIS_PROFILE", "suite"))
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="runloop-tests-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

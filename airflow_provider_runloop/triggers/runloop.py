@@ -15,6 +15,7 @@ sensor) never sets it.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -73,12 +74,15 @@ def read_trigger_event(
     :return: ``(status, message, payload)`` for a ``success`` or ``failure`` event.
     """
     status = event.get("status") if isinstance(event, dict) else None
-    if not isinstance(event, dict) or status not in EVENT_STATUSES:
+    # Checked as a str first: an unhashable status (a list) cannot be looked up in a set.
+    if not isinstance(event, dict) or not isinstance(status, str) or status not in EVENT_STATUSES:
+        shown = repr(status)[:_SHOWN_STATUS_CHARS] if isinstance(status, str) else type(status).__name__
         raise RunloopInvalidResponseError(
-            f"The {source} sent an event this task cannot read (status {status!r}); clear the task to "
+            f"The {source} sent an event this task cannot read (status {shown}); clear the task to "
             "wait again."
         )
-    message = str(event.get("message", ""))
+    raw_message = event.get("message", "")
+    message = raw_message if isinstance(raw_message, str) else ""
     if status == "timeout":
         raise timed_out(message)
     if status == "error":
@@ -88,6 +92,8 @@ def read_trigger_event(
         raise RunloopInvalidResponseError(f"The {source}'s {status} event has no {payload_key}")
     return status, message, payload
 
+
+_SHOWN_STATUS_CHARS: Final = 40
 
 # Errors no retry can fix: end the wait at once instead of spending the failure budget.
 _FATAL_ERRORS = (
@@ -138,12 +144,34 @@ class _PollingTrigger(BaseTrigger):
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The trigger always ends with one event: whatever goes wrong but cancellation (a triggerer
+        # restart, which is a BaseException and passes) becomes an ``error`` event the task can read,
+        # not a traceback the UI shows as "Trigger failure".
+        try:
+            payload = await self._wait_and_close()
+            # Events are stored as JSON: strict JSON (no NaN), or an error event saying why not.
+            json.dumps(payload, allow_nan=False)
+        except Exception as exc:
+            message = self._unexpected(exc)
+            self.log.error("%s", message)
+            payload = self._event("error", message, None)
+        yield TriggerEvent(payload)
+
+    async def _wait_and_close(self) -> dict[str, Any]:
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
         try:
-            payload = await self._wait(hook)
+            return await self._wait(hook)
         finally:
             await hook.aclose()
-        yield TriggerEvent(payload)
+
+    def _unexpected(self, exc: Exception) -> str:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if len(text) > _FAILURE_REASON_CHARS:
+            text = text[: _FAILURE_REASON_CHARS - 1] + "…"
+        return redact_credentials(
+            f"Waiting on {self._subject} failed with an unexpected error ({text}): a server answer "
+            "this provider cannot read, or a bug in it. Clear the task to wait again."
+        )
 
     async def on_kill(self) -> None:
         """Cancel what is waited on, if ``cancel_on_kill`` (a user marked or cleared the task)."""

@@ -35,6 +35,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopInvalidResponseError,
     RunloopNotFoundError,
     RunloopRateLimitError,
+    RunloopRedirectError,
     RunloopServerError,
     RunloopTimeoutError,
     RunloopTransportError,
@@ -814,7 +815,19 @@ def test_base_url_is_normalised(base_url: str, expected: str) -> None:
     assert RunloopClient(KEY, base_url=base_url).base_url == expected
 
 
-@pytest.mark.parametrize("base_url", ["ftp://x", "http://", "https://h?x=1", "https://u:p@h"])
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://x",
+        "http://",
+        "https://h?x=1",
+        "https://u:p@h",
+        "http://h:99999",
+        "http://h:0",
+        "http://h:-1",
+        "h h",
+    ],
+)
 def test_bad_base_url_is_rejected(base_url: str) -> None:
     with pytest.raises(ValueError, match="base URL"):
         RunloopClient(KEY, base_url=base_url)
@@ -824,3 +837,194 @@ def test_job_spec_is_checked_before_sending(api: Driver, router: respx.Router) -
     with pytest.raises(ValueError, match="spec must be a mapping"):
         api("create_benchmark_job", {"type": "nope"})
     assert len(router.calls) == 0
+
+
+# What a server (or a proxy before it) can answer that is no HTTP status: each is one of our errors,
+# retried where the next answer may differ.
+@pytest.mark.parametrize(
+    ("answer", "error", "attempts", "message"),
+    [
+        pytest.param(
+            lambda request: httpx.Response(
+                200, headers={"content-encoding": "gzip"}, content=b"this is not gzip at all"
+            ),
+            RunloopTransportError,
+            3,
+            "could not be decoded",
+            id="gzip-garbage",
+        ),
+        pytest.param(
+            lambda request: httpx.Response(302, headers={"location": str(request.url)}),
+            RunloopRedirectError,
+            1,
+            "redirect loop",
+            id="redirect-loop",
+        ),
+        pytest.param(
+            lambda request: httpx.Response(200, headers={"content-encoding": "deflate"}, content=b"\xff\xfe"),
+            RunloopTransportError,
+            3,
+            "could not be decoded",
+            id="deflate-garbage",
+        ),
+    ],
+)
+def test_an_answer_httpx_cannot_read_is_a_typed_error_with_a_retry_decision(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    answer: Callable[[httpx.Request], httpx.Response],
+    error: type[Exception],
+    attempts: int,
+    message: str,
+) -> None:
+    api = make_api(RetryPolicy(max_retries=2))
+    route = router.get("/v1/benchmark_runs/bmr_1").mock(side_effect=answer)
+    with pytest.raises(error, match=message) as info:
+        api("get_benchmark_run", "bmr_1")
+    assert type(info.value) is error
+    assert len(api.sleeps) == attempts - 1
+    assert info.value.__context__ is None
+    assert route.call_count >= attempts
+
+
+@pytest.mark.parametrize(
+    ("exception", "error"),
+    [
+        pytest.param(httpx.InvalidURL("bad"), RunloopInvalidRequestError, id="invalid-url"),
+        pytest.param(httpx.StreamConsumed(), RunloopInvalidRequestError, id="stream"),
+        pytest.param(httpx.TooManyRedirects("loop"), RunloopRedirectError, id="too-many-redirects"),
+        pytest.param(httpx.DecodingError("bad gzip"), RunloopTransportError, id="decoding"),
+    ],
+)
+def test_every_httpx_error_send_raises_becomes_ours(
+    api: Driver, router: respx.Router, exception: Exception, error: type[Exception]
+) -> None:
+    router.get("/v1/benchmark_runs/bmr_1").mock(side_effect=exception)
+    with pytest.raises(error):
+        api("get_benchmark_run", "bmr_1")
+
+
+SCR = b'{"id": "scr_1", "scenario_id": "scn_1", "state": "completed"'
+BMR = b'{"id": "bmr_1", "state": "running"'
+
+
+# A number no score, count or time can be (docs/results.md, "Scores and numbers"): the body is an
+# invalid response naming the field, never a NaN that is averaged and exported.
+@pytest.mark.parametrize(
+    ("path", "call", "body", "field"),
+    [
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "scoring_contract_result": {"score": NaN}}',
+            "scoring_contract_result.score",
+            id="nan",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "scoring_contract_result": {"score": Infinity}}',
+            "scoring_contract_result.score",
+            id="inf",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "scoring_contract_result": {"score": -Infinity}}',
+            "scoring_contract_result.score",
+            id="minus-inf",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "scoring_contract_result": {"score": 1.5}}',
+            "scoring_contract_result.score",
+            id="above-one",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "scoring_contract_result": {"score": -0.1}}',
+            "scoring_contract_result.score",
+            id="below-zero",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "scoring_contract_result": {"score": 0.5, "scoring_function_results": '
+            b'[{"scoring_function_name": "f", "score": NaN}]}}',
+            "scoring_function_results.0.score",
+            id="function-nan",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "start_time_ms": 9223372036854775808}',
+            "start_time_ms",
+            id="start-2-63",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "start_time_ms": -1}',
+            "start_time_ms",
+            id="start-negative",
+        ),
+        pytest.param(
+            "/v1/scenarios/runs/scr_1",
+            "get_scenario_run",
+            SCR + b', "duration_ms": 1.5}',
+            "duration_ms",
+            id="duration-fraction",
+        ),
+        pytest.param(
+            "/v1/benchmark_runs/bmr_1",
+            "get_benchmark_run",
+            BMR + b', "score": NaN}',
+            "score",
+            id="run-score-nan",
+        ),
+        pytest.param(
+            "/v1/benchmark_runs/bmr_1",
+            "get_benchmark_run",
+            BMR + b', "start_time_ms": 1e400}',
+            "start_time_ms",
+            id="run-start-huge",
+        ),
+    ],
+)
+def test_a_number_out_of_its_range_is_an_invalid_response_naming_the_field(
+    api: Driver, router: respx.Router, path: str, call: str, body: bytes, field: str
+) -> None:
+    route = router.get(path).respond(200, content=body, headers={"content-type": "application/json"})
+    with pytest.raises(RunloopInvalidResponseError, match=re.escape(field)):
+        api(call, path.rsplit("/", 1)[1])
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize("total", ["-1", "2.5", "2.0", '"3"', "true", "NaN", "1e400"])
+def test_a_total_count_that_is_no_count_is_an_invalid_response_naming_it(
+    api: Driver, router: respx.Router, total: str
+) -> None:
+    body = f'{{"runs": [], "has_more": false, "total_count": {total}}}'.encode()
+    router.get(PAGE_PATH).respond(200, content=body, headers={"content-type": "application/json"})
+    with pytest.raises(RunloopInvalidResponseError, match="total_count"):
+        api("count_scenario_runs", "bmr_1", state="running")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_retries", -1),
+        ("max_retries", 2.5),
+        ("max_retries", True),
+        ("backoff_initial", -1.0),
+        ("backoff_initial", float("nan")),
+        ("backoff_max", float("inf")),
+        ("retry_after_max", 10**400),
+        ("retry_after_max", "60"),
+    ],
+)
+def test_a_retry_policy_that_cannot_work_is_refused_naming_the_option(option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"^{option} must be"):
+        RetryPolicy(**{option: value})

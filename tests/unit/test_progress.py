@@ -909,6 +909,11 @@ def test_from_dict_ignores_unknown_keys() -> None:
         ("state_counts", {"completed": "1"}),
         ("failed_scenario_run_ids", "scr_1"),
         ("missing_scenario_ids", [1]),
+        ("mean_score", float("nan")),
+        ("mean_score", float("inf")),
+        ("mean_score", 10**400),
+        ("benchmark_score", float("-inf")),
+        ("scoring_function_mean_scores", {"f": float("nan")}),
     ],
 )
 def test_from_dict_rejects_wrong_types(key: str, value: object) -> None:

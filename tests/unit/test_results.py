@@ -23,6 +23,7 @@ from airflow_provider_runloop.results import (
     iso_utc,
     open_writer,
     parquet_schema,
+    record_json,
     require_pyarrow,
 )
 
@@ -291,3 +292,10 @@ def test_missing_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
         open_writer("parquet", io.BytesIO(), RecordSchema())
     # The other formats do not need it.
     assert isinstance(open_writer("csv", io.BytesIO(), RecordSchema()), CsvWriter)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_record_is_strict_json_or_not_written(value: float) -> None:
+    # The models refuse such numbers; should one slip through, no NaN token reaches a file.
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        record_json({"score": value})

@@ -58,6 +58,11 @@ def test_defaults() -> None:
         ({"benchmark_run_id": "../x"}, "benchmark_run_id must be a Runloop id"),
         ({"deadline": "tomorrow"}, "deadline must be a finite number"),
         ({"deadline": float("inf")}, "deadline must be a finite number"),
+        ({"deadline": 10**400}, "deadline must be a finite number, got an integer of about 401 digits"),
+        ({"deadline": -(10**5000)}, "deadline must be a finite number"),
+        ({"poll_interval": float("nan")}, "poll_interval must be a finite number"),
+        ({"failure_settle_seconds": 10**400}, "failure_settle_seconds must be a finite number"),
+        ({"max_consecutive_poll_failures": 2.5}, "max_consecutive_poll_failures must be a whole number"),
         ({"poll_interval": 0}, "poll_interval must be > 0"),
         ({"poll_interval": True}, "poll_interval must be a finite number"),
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
@@ -71,3 +76,17 @@ def test_defaults() -> None:
 def test_bad_arguments_are_rejected_at_construction(override: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RunloopBenchmarkRunTrigger(**{**KWARGS, **override})
+
+
+@pytest.mark.parametrize(
+    "hold",
+    [
+        {"since": 10**400, "total_scenario_runs": 1},
+        {"since": float("nan"), "total_scenario_runs": 1},
+        {"since": 1.0},
+        [1],
+    ],
+)
+def test_a_failure_hold_that_cannot_be_one_starts_the_window_again(hold: object) -> None:
+    trigger = RunloopBenchmarkRunTrigger(**{**KWARGS, "failure_hold": hold})
+    assert trigger.serialize()[1]["failure_hold"] is None
