@@ -28,6 +28,7 @@ from airflow_provider_runloop.arguments import (
     check_flag,
     check_number,
     check_optional_count,
+    check_poll_interval,
     check_text,
 )
 from airflow_provider_runloop.client import validate_id
@@ -137,7 +138,7 @@ class _PollingTrigger(BaseTrigger):
     ) -> None:
         self.deadline = check_number("deadline", deadline, minimum=0)
         self.runloop_conn_id = check_text("runloop_conn_id", runloop_conn_id)
-        self.poll_interval = check_number("poll_interval", poll_interval, minimum=0, inclusive=False)
+        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
         self.max_consecutive_poll_failures = check_count(
             "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
         )

@@ -68,7 +68,7 @@ def test_defaults() -> None:
         ({"benchmark_job_id": ""}, "benchmark_job_id must be a Runloop id"),
         ({"deadline": "soon"}, "deadline must be a finite number"),
         ({"deadline": -1}, "deadline must be >= 0"),
-        ({"poll_interval": 0}, "poll_interval must be > 0"),
+        ({"poll_interval": 0}, "poll_interval must be >= 0.01"),
         ({"runloop_conn_id": " "}, "runloop_conn_id must be a non-empty string"),
         ({"max_consecutive_poll_failures": 1.5}, "max_consecutive_poll_failures must be a whole number"),
         ({"cancel_on_kill": "yes"}, "cancel_on_kill must be True or False"),
