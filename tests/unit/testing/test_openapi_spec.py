@@ -27,7 +27,7 @@ def test_the_spec_lives_in_the_package_and_parses_as_openapi_3_0() -> None:
 
 
 def test_nothing_in_the_repository_reads_the_teams_shared_folder() -> None:
-    # A clone on its own has no ../shared; the spec once came from there (issue 10, point 5).
+    # A clone on its own has nothing beside it; the spec once came from a sibling folder (issue 10, point 5).
     suffixes = {".py", ".toml", ".yml", ".yaml", ".cfg", ".ini", ".sh"}
     names = {"Makefile", "run"}
     skipped = {".venv", ".tools", ".git", "site", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
