@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from support.canary import CANARY_API_KEY
 from support.counting import CountingApp
+from support.task_state import FakeStateStore
 
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
@@ -76,18 +77,7 @@ class _TaskInstance:
         self.xcom[key] = value
 
 
-class _StateStore:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-
-def _sensor_poll(mode: str, run_id: str, store: _StateStore) -> Callable[[], None]:
+def _sensor_poll(mode: str, run_id: str, store: FakeStateStore) -> Callable[[], None]:
     # Reschedule mode: every poke is a fresh task object (a fresh process in Airflow).
     sensor: RunloopBenchmarkRunSensor | None = None
 
@@ -120,7 +110,7 @@ def test_every_poll_fetches_the_run_once_in_every_mode(
     emulator, counting = counted
     benchmark = emulator.seed_benchmark(SCRIPT)
     run_id = emulator.start_scripted_run(benchmark.benchmark_id)
-    store = _StateStore()
+    store = FakeStateStore()
     poll = _trigger_poll(run_id) if mode == "deferrable" else _sensor_poll(mode, run_id, store)
     run_path = f"/v1/benchmark_runs/{run_id}"
     for _ in range(3):

@@ -4,15 +4,14 @@ wait → mapped results export), the example DAGs, and the docs showing every re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from support.dag_files import load_dag_file
 
 from airflow_provider_runloop.testing import RealClock, RunloopEmulator
 
@@ -24,15 +23,6 @@ DOCS = REPO / "docs" / "lifecycle.md"
 ALL_COMPLETE = {"scenario_count": 4, "seed": 7, "outcomes": {"completed": 1.0}}
 # Jobs: some scenarios fail, so the counts per agent differ and failures are exported too.
 MIXED = {"scenario_count": 5, "seed": 4, "outcomes": {"completed": 0.6, "failed": 0.4}}
-
-
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _emulator(factory: Callable[..., RunloopEmulator], monkeypatch: pytest.MonkeyPatch) -> RunloopEmulator:
@@ -56,7 +46,7 @@ def test_interactive_flow(
     emulator = _emulator(runloop_emulator_factory, monkeypatch)
     benchmark = emulator.seed_benchmark(ALL_COMPLETE)
     out = tmp_path / "xcoms.json"
-    dag = _load(TEST_DAGS / "runloop_lifecycle_interactive.py").dag
+    dag = load_dag_file(TEST_DAGS / "runloop_lifecycle_interactive.py").dag
     dag_run = dag.test(run_conf={"benchmark_id": benchmark.benchmark_id, "out": str(out)})
 
     states = _states(dag_run)
@@ -105,7 +95,7 @@ def test_job_flow_with_a_mapped_export_per_benchmark_run(
     emulator = _emulator(runloop_emulator_factory, monkeypatch)
     benchmark = emulator.seed_benchmark(MIXED)
     out = tmp_path / "xcoms.json"
-    dag = getattr(_load(TEST_DAGS / "runloop_lifecycle_job.py"), f"dag_{mode}")
+    dag = getattr(load_dag_file(TEST_DAGS / "runloop_lifecycle_job.py"), f"dag_{mode}")
     dag_run = dag.test(run_conf={"benchmark_id": benchmark.benchmark_id, "out": str(out)})
 
     states = _states(dag_run)
@@ -152,7 +142,7 @@ def test_the_example_dags_run_green(
     benchmark = emulator.seed_benchmark(ALL_COMPLETE)
     monkeypatch.setenv("RUNLOOP_RESULTS_URL", f"file://{tmp_path}/results")
     monkeypatch.setenv("RUNLOOP_POLL_SECONDS", "0.05")
-    example = _load(EXAMPLE)
+    example = load_dag_file(EXAMPLE)
 
     interactive = example.interactive_dag.test(run_conf={"benchmark_id": benchmark.benchmark_id})
     assert _states(interactive) == {

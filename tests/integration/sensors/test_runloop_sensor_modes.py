@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.dag_files import load_dag_file
 
 from airflow_provider_runloop.testing import RealClock, RunloopEmulator
 
@@ -36,12 +36,7 @@ _PER_RUN = {
 
 
 def _load_dag() -> Any:
-    spec = importlib.util.spec_from_file_location("runloop_sensor_modes", DAG_FILE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_dag_file(DAG_FILE).dag
 
 
 def _run(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from support.task_state import FakeStateStore
 
 from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
@@ -111,19 +112,6 @@ def test_bad_options_are_rejected_at_construction(kwargs: dict[str, Any], messag
 def test_good_options_are_kept(kwargs: dict[str, Any]) -> None:
     sensor = _sensor(**kwargs)
     assert sensor.poke_interval >= 0.01
-
-
-class FakeStateStore:
-    """Airflow's task state store, as far as the sensor uses it (get/set of JSON values)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
 
 
 class FakeTI:
