@@ -39,6 +39,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
     RunloopConflictError,
+    RunloopError,
     RunloopInvalidRequestError,
     RunloopInvalidResponseError,
     RunloopNotFoundError,
@@ -450,9 +451,9 @@ class _ClientCore:
 
     def _retry_options(self, call: _Call) -> dict[str, Any]:
         def worth_retrying(exc: BaseException) -> bool:
-            if call.retry_invalid_response and isinstance(exc, RunloopInvalidResponseError):
-                return True
-            return bool(getattr(exc, "retryable", False))
+            if isinstance(exc, RunloopInvalidResponseError):
+                return call.retry_invalid_response
+            return isinstance(exc, RunloopError) and exc.retryable
 
         return {
             "retry": retry_if_exception(worth_retrying),

@@ -31,7 +31,15 @@ _BODY_EXCERPT_CHARS = 300
 
 
 class RunloopError(Exception):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider.
+
+    ``retryable`` says whether a later attempt may succeed where this one failed: the client retries
+    such requests (within its retry policy), and a wait counts such a failed poll against its
+    ``max_consecutive_poll_failures`` instead of ending at once
+    (:func:`~airflow_provider_runloop.waiting.is_transient`). ``False`` unless a subclass says otherwise.
+    """
+
+    retryable: bool = False
 
 
 class RunloopAPIError(RunloopError):
@@ -45,8 +53,6 @@ class RunloopAPIError(RunloopError):
     :param hint: what the user should do next, appended to the message.
     :param retry_after: seconds the server asked the client to wait before retrying, if it said.
     """
-
-    retryable = False
 
     def __init__(
         self,
@@ -156,9 +162,13 @@ class RunloopInvalidResponseError(RunloopError):
     Raised for malformed or truncated JSON, a body that does not match the expected shape (a page of a
     listing without its items or ``has_more``, too), and a listing whose cursor does not advance. The
     pages of a listing are asked for again within the client's retry policy before this is raised.
+
+    Retryable: a gateway or a lagging replica can garble one answer, so a wait spends its poll-failure
+    budget on it. The client repeats only the requests that ask for it (reads; a repeated write could
+    act twice).
     """
 
-    retryable = False
+    retryable = True
 
 
 class RunloopUnknownStateError(RunloopError):

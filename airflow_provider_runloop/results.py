@@ -41,7 +41,9 @@ __all__ = [
     "JsonArrayWriter",
     "JsonLinesWriter",
     "ParquetWriter",
+    "RecordList",
     "RecordSchema",
+    "RecordsTooLargeError",
     "ResultRecord",
     "ResultsFormat",
     "ResultsWriter",
@@ -449,3 +451,32 @@ def open_writer(format: ResultsFormat | str, file: IO[bytes], schema: RecordSche
     :raises ImportError: for Parquet without pyarrow.
     """
     return _WRITERS[ResultsFormat.parse(format)](file, schema)
+
+
+class RecordsTooLargeError(ValueError):
+    """The records outgrew a :class:`RecordList`'s limit."""
+
+
+class RecordList:
+    """Records kept in memory (for XCom), up to ``limit`` bytes of JSON: fails as soon as they outgrow it,
+    not after listing them all.
+
+    :param limit: the most bytes of JSON the list may hold (a JSON array of the records).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.records: list[ResultRecord] = []
+        self._limit = limit
+        self._size = 2  # the list's brackets
+
+    def write(self, record: ResultRecord) -> None:
+        """Keep one record.
+
+        :raises RecordsTooLargeError: if it would take the records past the limit.
+        """
+        self._size += len(record_json(record).encode()) + 1
+        if self._size > self._limit:
+            raise RecordsTooLargeError(
+                f"more than {self._limit} bytes of records after {len(self.records) + 1} scenario runs"
+            )
+        self.records.append(record)

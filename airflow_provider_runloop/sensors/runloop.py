@@ -1,226 +1,43 @@
 """RunloopBenchmarkRunSensor: wait until a benchmark run is done, in poke, reschedule or deferrable mode.
 
-Every mode applies the same completion rule (``progress.py``) through the same hook call, so the same
-server gives the same outcome whichever mode a DAG author picks. How a task waits on a run (one poll
-with its failure budget, the trigger, reading the trigger's event, the final verdict) lives in
-:class:`BenchmarkRunWaitMixin`, which ``RunloopStartBenchmarkRunOperator`` shares, so that a run started
-and awaited by that operator is judged exactly as the sensor judges it.
+Every mode takes the same steps (:class:`~airflow_provider_runloop.waiting.RunWait`: the hook's one
+poll, the one poll-failure budget, the held failure) and applies the same completion rule, so the same
+server gives the same outcome, and the same error type, whichever mode a DAG author picks.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_provider_runloop.arguments import (
-    check_count,
-    check_flag,
-    check_number,
-    check_optional_count,
-    check_poll_interval,
-    check_text,
-    check_when_known,
-)
+from airflow_provider_runloop.arguments import check_flag, check_poll_interval, check_text, check_when_known
 from airflow_provider_runloop.client import validate_id
-from airflow_provider_runloop.exceptions import (
-    RunloopBenchmarkRunFailedError,
-    RunloopError,
-)
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.links import RunloopBenchmarkRunLink, benchmark_run_url
-from airflow_provider_runloop.progress import (
-    DEFAULT_FAILURE_SETTLE_SECONDS,
-    BenchmarkRunSummary,
-    BenchmarkRunVerdict,
-    FailureHold,
+from airflow_provider_runloop.progress import DEFAULT_FAILURE_SETTLE_SECONDS, BenchmarkRunVerdict
+from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
+from airflow_provider_runloop.waiting import (
+    PolicyOption,
+    RunWait,
+    WaitPolicy,
+    deferral_timeout,
+    finish_run_wait,
+    verdict_from_event,
 )
-from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger, read_trigger_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from airflow.sdk.types import Logger
-    from airflow.triggers.base import BaseTrigger
 
-__all__ = ["BenchmarkRunWaitMixin", "RunloopBenchmarkRunSensor"]
-
-# The deferral's own time-out is a safety net behind the trigger's deadline (say the triggerer is
-# down at the deadline): it must never fire first.
-_DEFERRAL_GRACE = timedelta(minutes=5)
+__all__ = ["RunloopBenchmarkRunSensor"]
 
 
-class BenchmarkRunWaitMixin:
-    """How a task waits on a benchmark run: one poll, the trigger, its event, the verdict.
-
-    Mixed into :class:`RunloopBenchmarkRunSensor` and ``RunloopStartBenchmarkRunOperator`` (before
-    their Airflow base class), so that both apply the completion rule through the same calls. The task
-    sets ``benchmark_run_id`` and ``runloop_conn_id`` (templated) and calls :meth:`_set_wait_options`
-    in its ``__init__``.
-    """
-
-    benchmark_run_id: str
-    runloop_conn_id: str
-    expected_scenario_count: int | None
-    accept_scored: bool
-    fail_on_scenario_failure: bool
-    max_consecutive_poll_failures: int
-    failure_settle_seconds: float
-    _link_stored: bool
-    _poll_failures: int
-    _failure_hold: FailureHold | None
-
-    if TYPE_CHECKING:
-
-        @property
-        def log(self) -> Logger: ...
-
-        def defer(
-            self,
-            *,
-            trigger: BaseTrigger,
-            method_name: str,
-            kwargs: dict[str, Any] | None = None,
-            timeout: timedelta | int | float | None = None,
-        ) -> NoReturn: ...
-
-    def _set_wait_options(
-        self,
-        *,
-        expected_scenario_count: int | None,
-        accept_scored: bool,
-        fail_on_scenario_failure: bool,
-        max_consecutive_poll_failures: int,
-        failure_settle_seconds: float,
-    ) -> None:
-        """Check and keep the options of the wait (the same checks for every task that waits)."""
-        self.expected_scenario_count = check_optional_count(
-            "expected_scenario_count", expected_scenario_count
-        )
-        self.accept_scored = check_flag("accept_scored", accept_scored)
-        self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
-        self.max_consecutive_poll_failures = check_count(
-            "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
-        )
-        self.failure_settle_seconds = check_number(
-            "failure_settle_seconds", failure_settle_seconds, minimum=0
-        )
-        self._link_stored = False
-        self._poll_failures = 0
-        self._failure_hold = None
-
-    @cached_property
-    def hook(self) -> RunloopHook:
-        """The hook for ``runloop_conn_id``."""
-        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
-
-    def _check(self, context: Context) -> BenchmarkRunVerdict | None:
-        """One poll. ``None`` when it failed in a way the failure budget still tolerates."""
-        held = self._recall_failure_hold(context)
-        try:
-            verdict = self.hook.check_benchmark_run(
-                self.benchmark_run_id,
-                expected_count=self.expected_scenario_count,
-                expected_from_benchmark=self.expected_scenario_count is None,
-                accept_scored=self.accept_scored,
-                fail_on_scenario_failure=self.fail_on_scenario_failure,
-                failure_settle_seconds=self.failure_settle_seconds,
-                failure_hold=held,
-            )
-        except RunloopError as exc:
-            if not getattr(exc, "retryable", False):
-                raise
-            self._poll_failures = self._recall_poll_failures(context) + 1
-            self._remember_poll_failures(context, self._poll_failures)
-            if self._poll_failures > self.max_consecutive_poll_failures:
-                raise
-            self.log.warning("Poll %d in a row failed: %s", self._poll_failures, exc)
-            return None
-        if self._recall_poll_failures(context):
-            self._remember_poll_failures(context, 0)
-        self._poll_failures = 0
-        if verdict.failure_hold != held:
-            self._remember_failure_hold(context, verdict.failure_hold)
-        if not self._link_stored:
-            url = benchmark_run_url(
-                self.hook.get_conn().base_url, self.benchmark_run_id, verdict.summary.benchmark_id
-            )
-            RunloopBenchmarkRunLink.persist(context, url)
-            self._link_stored = True
-        self.log.info("%s", verdict.message)
-        return verdict
-
-    def _recall_poll_failures(self, context: Context) -> int:
-        """Failed polls in a row so far (kept in memory; the sensor keeps them across reschedules)."""
-        return self._poll_failures
-
-    def _remember_poll_failures(self, context: Context, failures: int) -> None:
-        """Keep the count of failed polls in a row where the next poll will find it."""
-        self._poll_failures = failures
-
-    def _recall_failure_hold(self, context: Context) -> FailureHold | None:
-        """The failure being held by the last poll (in memory; the sensor keeps it across reschedules)."""
-        return self._failure_hold
-
-    def _remember_failure_hold(self, context: Context, hold: FailureHold | None) -> None:
-        """Keep the held failure where the next poll will find it."""
-        self._failure_hold = hold
-
-    def _wait_trigger(
-        self, deadline: float, poll_interval: float, *, cancel_on_kill: bool = False
-    ) -> RunloopBenchmarkRunTrigger:
-        """The trigger that waits for this run in the triggerer, with this task's options."""
-        return RunloopBenchmarkRunTrigger(
-            benchmark_run_id=self.benchmark_run_id,
-            deadline=deadline,
-            runloop_conn_id=self.runloop_conn_id,
-            poll_interval=poll_interval,
-            expected_scenario_count=self.expected_scenario_count,
-            accept_scored=self.accept_scored,
-            fail_on_scenario_failure=self.fail_on_scenario_failure,
-            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
-            cancel_on_kill=cancel_on_kill,
-            failure_settle_seconds=self.failure_settle_seconds,
-            failure_hold=self._failure_hold.to_dict() if self._failure_hold else None,
-        )
-
-    def _defer_wait(self, trigger: RunloopBenchmarkRunTrigger) -> NoReturn:
-        """Hand the wait to the triggerer; ``execute_complete`` resumes the task with the event."""
-        remaining = timedelta(seconds=max(0.0, trigger.deadline - time.time()))
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=remaining + _DEFERRAL_GRACE)
-
-    def _wait_timed_out(self, message: str) -> BaseException:
-        """What a wait that ran out of time raises (for the sensor, its own time-out: no retry)."""
-        return AirflowSensorTimeout(message)
-
-    def _verdict_from_event(self, event: dict[str, Any] | None) -> BenchmarkRunVerdict:
-        """Read the trigger's event: the verdict, or raise what the event says (time-out, error)."""
-        _, _, summary = read_trigger_event(
-            event, "summary", timed_out=self._wait_timed_out, source="Runloop trigger"
-        )
-        verdict = BenchmarkRunVerdict(BenchmarkRunSummary.from_dict(summary))
-        self.log.info("%s", verdict.message)
-        return verdict
-
-    def _finish(self, verdict: BenchmarkRunVerdict) -> dict[str, Any]:
-        """The summary of a finished wait, or raise if the run is a failure under the rule."""
-        if not verdict.success:
-            raise RunloopBenchmarkRunFailedError(verdict.message)
-        return verdict.summary.to_dict()
-
-    def _wait_deadline(self, context: Context, seconds: float) -> float:
-        """When the wait gives up: ``seconds`` after the start of this try (a resumption keeps it)."""
-        started = getattr(context.get("ti"), "start_date", None)
-        start = started.timestamp() if started is not None else time.time()
-        return start + seconds
-
-
-class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
+class RunloopBenchmarkRunSensor(BaseSensorOperator):
     """Wait until every scenario run of a Runloop benchmark run has reached a final state.
 
     The run is done when it is not ``failed``/``canceled`` (those fail at once), no scenario run is
@@ -230,7 +47,10 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
     counts per state, expected/started/finished, mean scores, failed ids.
 
     A poll costs five small requests while scenario runs are active, whatever the run's size; the
-    scenario runs are listed once, at the end.
+    scenario runs are listed once, at the end. A failed poll is judged by one rule in every mode
+    (:func:`~airflow_provider_runloop.waiting.is_transient`): server and network errors and answers that
+    do not parse spend ``max_consecutive_poll_failures``; any other error fails the task at once, with
+    the same exception type whether it was poked or deferred.
 
     :param benchmark_run_id: the benchmark run to wait for (templated).
     :param runloop_conn_id: the Runloop connection (templated).
@@ -290,37 +110,90 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
         check_text("runloop_conn_id", runloop_conn_id)
         self.benchmark_run_id = benchmark_run_id
         self.runloop_conn_id = runloop_conn_id
-        self._set_wait_options(
-            expected_scenario_count=expected_scenario_count,
-            accept_scored=accept_scored,
-            fail_on_scenario_failure=fail_on_scenario_failure,
-            max_consecutive_poll_failures=max_consecutive_poll_failures,
-            failure_settle_seconds=failure_settle_seconds,
-        )
+        self.policy = WaitPolicy(
+            expected_scenario_count, accept_scored, fail_on_scenario_failure, max_consecutive_poll_failures,
+            failure_settle_seconds,
+        )  # fmt: skip
         self.deferrable = deferrable
         self._deadline: float | None = None
+        self._this_wait: RunWait | None = None
+        self._link_stored = False
+
+    # The options, as attributes: read from the policy.
+    expected_scenario_count = PolicyOption()
+    accept_scored = PolicyOption()
+    fail_on_scenario_failure = PolicyOption()
+    max_consecutive_poll_failures = PolicyOption()
+    failure_settle_seconds = PolicyOption()
+
+    @cached_property
+    def hook(self) -> RunloopHook:
+        """The hook for ``runloop_conn_id``."""
+        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
 
     def execute(self, context: Context) -> Any:
         # Templates are rendered by now: check the id before the first request.
         validate_id("benchmark_run_id", self.benchmark_run_id)
-        if not self.deferrable:
-            return super().execute(context)
-        verdict = self._check(context)
-        if verdict is not None and verdict.done:
-            return self._finish(verdict)
-        # Watch only: the sensor did not start the run, so killing it never cancels the run.
-        self._defer_wait(self._wait_trigger(self._timeout_deadline(context), float(self.poke_interval)))
+        try:
+            if not self.deferrable:
+                return super().execute(context)
+            verdict = self._check(context)
+            if verdict is not None and verdict.done:
+                return finish_run_wait(verdict)
+            deadline = self._timeout_deadline(context)
+            # Watch only: the sensor did not start the run, so killing it never cancels the run.
+            trigger = RunloopBenchmarkRunTrigger(
+                benchmark_run_id=self.benchmark_run_id,
+                deadline=deadline,
+                runloop_conn_id=self.runloop_conn_id,
+                poll_interval=float(self.poke_interval),
+                **self._run_wait(context).trigger_kwargs(),
+            )
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(deadline))
+        finally:
+            self.hook.close()
 
     def poke(self, context: Context) -> PokeReturnValue:
         verdict = self._check(context)
         if verdict is not None and verdict.done:
-            return PokeReturnValue(is_done=True, xcom_value=self._finish(verdict))
+            return PokeReturnValue(is_done=True, xcom_value=finish_run_wait(verdict))
         if time.time() >= self._timeout_deadline(context):
             message = f"Benchmark run {self.benchmark_run_id} was not done within the sensor's timeout"
             if verdict is not None:
                 message += f": {verdict.message}"
             raise AirflowSensorTimeout(message)
         return PokeReturnValue(is_done=False)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the summary, or raise what the event says."""
+        verdict = verdict_from_event(event, timed_out=AirflowSensorTimeout)
+        self.log.info("%s", verdict.message)
+        return finish_run_wait(verdict)
+
+    def _run_wait(self, context: Context) -> RunWait:
+        """This try's wait. Each poke in reschedule mode runs in a fresh process: its budget and held
+        failure live in Airflow's task state store, one set per try."""
+        if self._this_wait is None:
+            store = context.get("task_state_store") if self.reschedule else None
+            if store is None:
+                self._this_wait = RunWait(self.policy)
+            else:
+                self._this_wait = RunWait(self.policy, store, key_suffix=f"_try_{context['ti'].try_number}")
+        return self._this_wait
+
+    def _check(self, context: Context) -> BenchmarkRunVerdict | None:
+        """One poll. ``None`` when it failed in a way the failure budget still tolerates."""
+        verdict = self._run_wait(context).poll(self.hook.check_benchmark_run, self.benchmark_run_id, self.log)
+        if verdict is None:
+            return None
+        if not self._link_stored:
+            url = benchmark_run_url(
+                self.hook.get_conn().base_url, self.benchmark_run_id, verdict.summary.benchmark_id
+            )
+            RunloopBenchmarkRunLink.persist(context, url)
+            self._link_stored = True
+        self.log.info("%s", verdict.message)
+        return verdict
 
     def _timeout_deadline(self, context: Context) -> float:
         """When the wait times out: ``timeout`` after this task instance first started waiting.
@@ -342,41 +215,3 @@ class RunloopBenchmarkRunSensor(BenchmarkRunWaitMixin, BaseSensorOperator):
                     store.set(key, started)
             self._deadline = (started if started is not None else time.time()) + float(self.timeout)
         return self._deadline
-
-    def _recall_poll_failures(self, context: Context) -> int:
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is None:
-            return self._poll_failures
-        # Each poke in reschedule mode runs in a fresh process: the count lives in the state store.
-        failures = store.get(self._failures_key(context), 0)
-        return failures if isinstance(failures, int) else 0
-
-    def _remember_poll_failures(self, context: Context, failures: int) -> None:
-        self._poll_failures = failures
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is not None:
-            store.set(self._failures_key(context), failures)
-
-    @staticmethod
-    def _failures_key(context: Context) -> str:
-        return f"runloop_poll_failures_try_{context['ti'].try_number}"
-
-    def _recall_failure_hold(self, context: Context) -> FailureHold | None:
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is None:
-            return self._failure_hold
-        return FailureHold.from_dict(store.get(self._hold_key(context), None))
-
-    def _remember_failure_hold(self, context: Context, hold: FailureHold | None) -> None:
-        self._failure_hold = hold
-        store = context.get("task_state_store") if self.reschedule else None
-        if store is not None:
-            store.set(self._hold_key(context), hold.to_dict() if hold else None)
-
-    @staticmethod
-    def _hold_key(context: Context) -> str:
-        return f"runloop_failure_hold_try_{context['ti'].try_number}"
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger fired: return the summary, or raise what the event says."""
-        return self._finish(self._verdict_from_event(event))

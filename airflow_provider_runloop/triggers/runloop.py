@@ -17,38 +17,33 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_runloop.arguments import (
-    check_count,
-    check_flag,
-    check_number,
-    check_optional_count,
-    check_poll_interval,
-    check_text,
-)
+from airflow_provider_runloop.arguments import check_flag, check_number, check_poll_interval, check_text
 from airflow_provider_runloop.client import validate_id
-from airflow_provider_runloop.exceptions import (
-    RunloopAuthenticationError,
-    RunloopBadRequestError,
-    RunloopError,
-    RunloopInvalidResponseError,
-    RunloopNotFoundError,
-    RunloopUnknownStateError,
-)
+from airflow_provider_runloop.exceptions import RunloopError
 from airflow_provider_runloop.hooks.runloop import RunloopHook
-from airflow_provider_runloop.models import BenchmarkJobState, BenchmarkJobView, BenchmarkRunState
+from airflow_provider_runloop.models import BenchmarkRunState
 from airflow_provider_runloop.progress import (
     DEFAULT_FAILURE_SETTLE_SECONDS,
-    FINISHED_JOB_STATES,
+    BenchmarkJobVerdict,
     FailureHold,
-    normalise_job_state,
+    judge_benchmark_job,
 )
+from airflow_provider_runloop.progress.jobs import shorten
 from airflow_provider_runloop.redaction import redact_credentials
+from airflow_provider_runloop.waiting import (
+    EVENT_STATUSES,
+    PollBudget,
+    RunWait,
+    WaitPolicy,
+    error_event_fields,
+    read_trigger_event,
+)
 
 __all__ = [
     "EVENT_STATUSES",
@@ -59,54 +54,8 @@ __all__ = [
     "read_trigger_event",
 ]
 
-#: The ``status`` values of a trigger's one event.
-EVENT_STATUSES = frozenset({"success", "failure", "timeout", "error"})
-
-
-def read_trigger_event(
-    event: object, payload_key: str, *, timed_out: Callable[[str], BaseException], source: str
-) -> tuple[str, str, dict[str, Any]]:
-    """Check one of our triggers' events; raise what a ``timeout`` or ``error`` event says.
-
-    :param event: the event payload as the task received it.
-    :param payload_key: where a ``success``/``failure`` event carries its summary (``summary``, ``job``).
-    :param timed_out: builds the exception a ``timeout`` raises (the sensor and the operators differ).
-    :param source: names the trigger in error messages.
-    :return: ``(status, message, payload)`` for a ``success`` or ``failure`` event.
-    """
-    status = event.get("status") if isinstance(event, dict) else None
-    # Checked as a str first: an unhashable status (a list) cannot be looked up in a set.
-    if not isinstance(event, dict) or not isinstance(status, str) or status not in EVENT_STATUSES:
-        shown = repr(status)[:_SHOWN_STATUS_CHARS] if isinstance(status, str) else type(status).__name__
-        raise RunloopInvalidResponseError(
-            f"The {source} sent an event this task cannot read (status {shown}); clear the task to "
-            "wait again."
-        )
-    raw_message = event.get("message", "")
-    message = raw_message if isinstance(raw_message, str) else ""
-    if status == "timeout":
-        raise timed_out(message)
-    if status == "error":
-        raise RunloopError(message)
-    payload = event.get(payload_key)
-    if not isinstance(payload, dict):
-        raise RunloopInvalidResponseError(f"The {source}'s {status} event has no {payload_key}")
-    return status, message, payload
-
-
-_SHOWN_STATUS_CHARS: Final = 40
-
-# Errors no retry can fix: end the wait at once instead of spending the failure budget.
-_FATAL_ERRORS = (
-    RunloopAuthenticationError,
-    RunloopNotFoundError,
-    RunloopBadRequestError,
-    RunloopUnknownStateError,
-    ValueError,
-)
-
-# A job's failure reason is free text from the server: keep events and XCom small.
-_FAILURE_REASON_CHARS: Final = 300
+# BenchmarkJobVerdict, judge_benchmark_job (progress) and EVENT_STATUSES, read_trigger_event (waiting)
+# are re-exported: their import paths from here predate those modules.
 
 
 @dataclass(frozen=True)
@@ -120,28 +69,24 @@ class _Poll:
 
 
 class _PollingTrigger(BaseTrigger):
-    """The polling loop both triggers share; subclasses say how to poll once and how to cancel."""
+    """The polling loop both triggers share; subclasses say how to poll once and how to cancel.
+
+    A poll's failure is judged by :mod:`~airflow_provider_runloop.waiting`'s one rule (the same as a
+    poke's): ``_poll`` returns ``None`` for a failure the budget still tolerates and raises what ends
+    the wait, which becomes an ``error`` event carrying the error's type.
+    """
 
     deadline: float
     runloop_conn_id: str
     poll_interval: float
-    max_consecutive_poll_failures: int
     cancel_on_kill: bool
 
     def _check_common(
-        self,
-        deadline: float,
-        runloop_conn_id: str,
-        poll_interval: float,
-        max_consecutive_poll_failures: int,
-        cancel_on_kill: bool,
+        self, deadline: float, runloop_conn_id: str, poll_interval: float, cancel_on_kill: bool
     ) -> None:
         self.deadline = check_number("deadline", deadline, minimum=0)
         self.runloop_conn_id = check_text("runloop_conn_id", runloop_conn_id)
         self.poll_interval = check_poll_interval("poll_interval", poll_interval)
-        self.max_consecutive_poll_failures = check_count(
-            "max_consecutive_poll_failures", max_consecutive_poll_failures, minimum=0
-        )
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -166,9 +111,7 @@ class _PollingTrigger(BaseTrigger):
             await hook.aclose()
 
     def _unexpected(self, exc: Exception) -> str:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if len(text) > _FAILURE_REASON_CHARS:
-            text = text[: _FAILURE_REASON_CHARS - 1] + "…"
+        text = shorten(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return redact_credentials(
             f"Waiting on {self._subject} failed with an unexpected error ({text}): a server answer "
             "this provider cannot read, or a bug in it. Clear the task to wait again."
@@ -191,7 +134,7 @@ class _PollingTrigger(BaseTrigger):
     def _subject(self) -> str:
         raise NotImplementedError
 
-    async def _poll(self, hook: RunloopHook) -> _Poll:
+    async def _poll(self, hook: RunloopHook) -> _Poll | None:
         raise NotImplementedError
 
     async def _cancel(self, hook: RunloopHook) -> None:
@@ -201,21 +144,18 @@ class _PollingTrigger(BaseTrigger):
         raise NotImplementedError
 
     async def _wait(self, hook: RunloopHook) -> dict[str, Any]:
-        failures = 0
         last: _Poll | None = None
         while True:
             try:
                 poll = await self._poll(hook)
-            except _FATAL_ERRORS as exc:
-                return self._event("error", str(exc), last.summary if last else None)
             except RunloopError as exc:
-                failures += 1
-                if failures > self.max_consecutive_poll_failures:
-                    message = f"Gave up after {failures} failed polls in a row; the last: {exc}"
-                    return self._event("error", message, last.summary if last else None)
-                self.log.warning("Poll %d in a row failed: %s", failures, exc)
-            else:
-                failures = 0
+                # Fatal, or the last of too many failed polls: the task raises the same type again.
+                fields = error_event_fields(exc)
+                return {
+                    **self._event("error", fields.pop("message"), last.summary if last else None),
+                    **fields,
+                }
+            if poll is not None:
                 last = poll
                 self.log.info("%s", poll.message)
                 if poll.done:
@@ -277,18 +217,15 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.benchmark_run_id = validate_id("benchmark_run_id", benchmark_run_id)
-        self._check_common(
-            deadline, runloop_conn_id, poll_interval, max_consecutive_poll_failures, cancel_on_kill
+        self._check_common(deadline, runloop_conn_id, poll_interval, cancel_on_kill)
+        self.policy = WaitPolicy(
+            expected_scenario_count=expected_scenario_count,
+            accept_scored=accept_scored,
+            fail_on_scenario_failure=fail_on_scenario_failure,
+            max_consecutive_poll_failures=max_consecutive_poll_failures,
+            failure_settle_seconds=failure_settle_seconds,
         )
-        self.expected_scenario_count = check_optional_count(
-            "expected_scenario_count", expected_scenario_count
-        )
-        self.accept_scored = check_flag("accept_scored", accept_scored)
-        self.fail_on_scenario_failure = check_flag("fail_on_scenario_failure", fail_on_scenario_failure)
-        self.failure_settle_seconds = check_number(
-            "failure_settle_seconds", failure_settle_seconds, minimum=0
-        )
-        self._failure_hold = FailureHold.from_dict(failure_hold)
+        self._wait_state = RunWait(self.policy, failure_hold=FailureHold.from_dict(failure_hold))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -296,12 +233,7 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
             "deadline": self.deadline,
             "runloop_conn_id": self.runloop_conn_id,
             "poll_interval": self.poll_interval,
-            "expected_scenario_count": self.expected_scenario_count,
-            "accept_scored": self.accept_scored,
-            "fail_on_scenario_failure": self.fail_on_scenario_failure,
-            "max_consecutive_poll_failures": self.max_consecutive_poll_failures,
-            "failure_settle_seconds": self.failure_settle_seconds,
-            "failure_hold": self._failure_hold.to_dict() if self._failure_hold else None,
+            **self._wait_state.trigger_kwargs(),
         }
         # Only when set, so triggers stored by an older version (and the sensor's) keep their kwargs.
         if self.cancel_on_kill:
@@ -312,18 +244,11 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
     def _subject(self) -> str:
         return f"Benchmark run {self.benchmark_run_id}"
 
-    async def _poll(self, hook: RunloopHook) -> _Poll:
+    async def _poll(self, hook: RunloopHook) -> _Poll | None:
         # One hook for the trigger's life: it fetches the benchmark's scenarioIds at most once.
-        verdict = await hook.acheck_benchmark_run(
-            self.benchmark_run_id,
-            expected_count=self.expected_scenario_count,
-            expected_from_benchmark=self.expected_scenario_count is None,
-            accept_scored=self.accept_scored,
-            fail_on_scenario_failure=self.fail_on_scenario_failure,
-            failure_settle_seconds=self.failure_settle_seconds,
-            failure_hold=self._failure_hold,
-        )
-        self._failure_hold = verdict.failure_hold
+        verdict = await self._wait_state.apoll(hook.acheck_benchmark_run, self.benchmark_run_id, self.log)
+        if verdict is None:
+            return None
         return _Poll(verdict.done, verdict.success, verdict.message, verdict.summary.to_dict())
 
     async def _cancel(self, hook: RunloopHook) -> None:
@@ -343,101 +268,6 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
             "message": message,
             "summary": summary,
         }
-
-
-@dataclass(frozen=True)
-class BenchmarkJobVerdict:
-    """:func:`judge_benchmark_job`'s answer: is the job finished, did it complete, and its summary.
-
-    ``summary`` holds JSON primitives only (it is the trigger event's ``job`` and the base of the job
-    operator's XCom): ``benchmark_job_id``, ``name``, ``state`` (normalised: ``cancelled`` for either
-    spelling), ``failure_reason`` (shortened), ``expected_scenarios`` (per benchmark run, from the job
-    spec), ``benchmark_run_ids`` and ``runs``: one entry per benchmark run (that is, per agent config)
-    with ``benchmark_run_id``, ``agent_name``, ``model_name``, ``in_progress``, ``n_completed``,
-    ``n_failed``, ``n_timeout`` and ``average_score``.
-    """
-
-    done: bool
-    success: bool
-    message: str
-    summary: dict[str, Any]
-
-
-def judge_benchmark_job(job: BenchmarkJobView) -> BenchmarkJobVerdict:
-    """Decide from one fetch of a benchmark job whether it is finished and how it went.
-
-    Finished means ``completed`` (the only success), ``failed``, ``cancelled``/``canceled`` or
-    ``timeout``; ``initializing``, ``queued`` and ``running`` keep the wait going.
-
-    :param job: the job, freshly fetched.
-    :raises RunloopUnknownStateError: for a job state this provider does not know.
-    """
-    state = normalise_job_state(job.state, benchmark_job_id=job.id)
-    in_progress = {run.benchmark_run_id: run for run in job.in_progress_runs}
-    runs: list[dict[str, Any]] = []
-    for outcome in job.benchmark_outcomes:
-        runs.append(
-            {
-                "benchmark_run_id": outcome.benchmark_run_id,
-                "agent_name": outcome.agent_name,
-                "model_name": outcome.model_name,
-                "in_progress": outcome.benchmark_run_id in in_progress,
-                "n_completed": outcome.n_completed,
-                "n_failed": outcome.n_failed,
-                "n_timeout": outcome.n_timeout,
-                "average_score": outcome.average_score,
-            }
-        )
-    listed = {run["benchmark_run_id"] for run in runs}
-    for run_id, run in in_progress.items():
-        if run_id in listed:
-            continue
-        config = run.agent_config or {}
-        runs.append(
-            {
-                "benchmark_run_id": run_id,
-                "agent_name": str(config.get("name", "")),
-                "model_name": config.get("model_name") if isinstance(config.get("model_name"), str) else None,
-                "in_progress": True,
-                "n_completed": 0,
-                "n_failed": 0,
-                "n_timeout": 0,
-                "average_score": None,
-            }
-        )
-    # Free text from the server: it may quote a request's headers, and it goes into events and XCom.
-    reason = None if job.failure_reason is None else redact_credentials(job.failure_reason)
-    if reason is not None and len(reason) > _FAILURE_REASON_CHARS:
-        reason = reason[: _FAILURE_REASON_CHARS - 1] + "…"
-    spec = job.job_spec
-    summary: dict[str, Any] = {
-        "benchmark_job_id": job.id,
-        "name": job.name,
-        "state": state.value,
-        "failure_reason": reason,
-        "expected_scenarios": len(spec.scenario_ids) if spec is not None and spec.scenario_ids else None,
-        "benchmark_run_ids": [run["benchmark_run_id"] for run in runs],
-        "runs": runs,
-    }
-    done = state in FINISHED_JOB_STATES
-    success = state is BenchmarkJobState.COMPLETED
-    return BenchmarkJobVerdict(done, success, _job_message(summary, done, success), summary)
-
-
-def _job_message(summary: dict[str, Any], done: bool, success: bool) -> str:
-    runs = summary["runs"]
-    active = sum(1 for run in runs if run["in_progress"])
-    totals = {key: sum(run[key] for run in runs) for key in ("n_completed", "n_failed", "n_timeout")}
-    line = (
-        f"Benchmark job {summary['benchmark_job_id']} ({summary['name']}) is {summary['state']}: "
-        f"{len(runs)} benchmark runs ({active} in progress); scenarios completed {totals['n_completed']}, "
-        f"failed {totals['n_failed']}, timed out {totals['n_timeout']}"
-    )
-    if done and not success:
-        line += ". The job did not complete"
-        if summary["failure_reason"]:
-            line += f": {summary['failure_reason']}"
-    return line
 
 
 class RunloopBenchmarkJobTrigger(_PollingTrigger):
@@ -472,9 +302,9 @@ class RunloopBenchmarkJobTrigger(_PollingTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.benchmark_job_id = validate_id("benchmark_job_id", benchmark_job_id)
-        self._check_common(
-            deadline, runloop_conn_id, poll_interval, max_consecutive_poll_failures, cancel_on_kill
-        )
+        self._check_common(deadline, runloop_conn_id, poll_interval, cancel_on_kill)
+        self._budget = PollBudget(max_consecutive_poll_failures)
+        self.max_consecutive_poll_failures = self._budget.limit
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -493,8 +323,11 @@ class RunloopBenchmarkJobTrigger(_PollingTrigger):
     def _subject(self) -> str:
         return f"Benchmark job {self.benchmark_job_id}"
 
-    async def _poll(self, hook: RunloopHook) -> _Poll:
-        verdict = judge_benchmark_job(await hook.aget_benchmark_job(self.benchmark_job_id))
+    async def _poll(self, hook: RunloopHook) -> _Poll | None:
+        job = await self._budget.arun(lambda: hook.aget_benchmark_job(self.benchmark_job_id), self.log)
+        if job is None:
+            return None
+        verdict = judge_benchmark_job(job)
         return _Poll(verdict.done, verdict.success, verdict.message, verdict.summary)
 
     async def _cancel(self, hook: RunloopHook) -> None:

@@ -138,10 +138,10 @@ def test_a_stale_staged_object_left_by_a_killed_export_is_removed(
 ) -> None:
     from datetime import timedelta
 
-    from airflow_provider_runloop.operators import runloop
+    from airflow_provider_runloop import storage
 
     # Objects cannot be back-dated: every staged object counts as stale here.
-    monkeypatch.setattr(runloop, "STALE_STAGING_AGE", timedelta(0))
+    monkeypatch.setattr(storage, "STALE_STAGING_AGE", timedelta(0))
     leftover = "runs/.results.jsonl.runloop-0123456789abcdef.partial"
     kept = ["runs/.other.jsonl.runloop-0123456789abcdef.partial", "runs/results.jsonl.bak"]
     for key in [leftover, *kept]:

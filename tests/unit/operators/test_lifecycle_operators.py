@@ -109,9 +109,9 @@ def test_start_defaults_fields_and_link() -> None:
         ({"metadata": ["a"]}, "metadata must be a dict of strings to strings"),
         ({"metadata": {"airflow_tag": "x"}}, "metadata must not set airflow_tag"),
         ({"run_profile": "env"}, "run_profile must be a dict"),
-        ({"run_profile": {"env_vars": {}}}, "run_profile has unknown keys env_vars"),
-        ({"run_profile": {"envVars": {"A": 1}}}, r"run_profile\['envVars'\] must be a dict of strings"),
-        ({"run_profile": {"secrets": ["TOKEN"]}}, r"run_profile\['secrets'\] must be a dict of strings"),
+        ({"run_profile": {"env_vars": {}}}, r"run_profile\['env_vars'\] is not a key the API knows \(known: envVars"),
+        ({"run_profile": {"envVars": {"A": 1}}}, r"run_profile\['envVars'\]\['A'\]: Input should be a valid string"),
+        ({"run_profile": {"secrets": ["TOKEN"]}}, r"run_profile\['secrets'\]: Input should be a valid dictionary"),
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
         ({"reattach": "no"}, "reattach must be True or False"),
         ({"cancel_on_kill": 0}, "cancel_on_kill must be True or False"),
@@ -280,35 +280,35 @@ def test_the_job_spec_sent() -> None:
         ({"benchmark_id": "bmd 1"}, "benchmark_id must be a Runloop id"),
         ({"benchmark_id": None, "scenario_ids": []}, "scenario_ids must be a non-empty list"),
         ({"benchmark_id": None, "scenario_ids": "scn_1"}, "scenario_ids must be a non-empty list"),
-        ({"benchmark_id": None, "scenario_ids": ["scn/1"]}, r"scenario_ids\[\] must be a Runloop id"),
+        ({"benchmark_id": None, "scenario_ids": ["scn/1"]}, r"scenario_ids\[0\] must be a Runloop id"),
         ({"agent_configs": []}, "agent_configs must be a non-empty list"),
         ({"agent_configs": {"name": "a"}}, "agent_configs must be a non-empty list"),
         ({"agent_configs": ["a"]}, r"agent_configs\[0\] must be a dict"),
-        ({"agent_configs": [{}]}, r"agent_configs\[0\]\['name'\] must be a non-empty string"),
+        ({"agent_configs": [{}]}, r"agent_configs\[0\]\['name'\]: Field required"),
         ({"agent_configs": [{"name": "a"}, {"name": "a"}]}, "'a' is used twice"),
-        ({"agent_configs": [{"name": "a", "modelName": "m"}]}, "unknown keys modelName"),
-        ({"agent_configs": [{"name": "a", "type": "external_api"}]}, "must be 'job_agent'"),
+        ({"agent_configs": [{"name": "a", "modelName": "m"}]}, r"agent_configs\[0\]\['modelName'\] is not a key the API knows \(known: agent_environment"),
+        ({"agent_configs": [{"name": "a", "type": "external_api"}]}, r"\['type'\]: Input should be 'job_agent'"),
         (
             {"agent_configs": [{"name": "a", "model_name": ""}]},
-            r"\['model_name'\] must be a non-empty string",
+            r"\['model_name'\]: String should have at least 1 character",
         ),
-        ({"agent_configs": [{"name": "a", "agent_id": 3}]}, r"\['agent_id'\] must be a non-empty string"),
-        ({"agent_configs": [{"name": "a", "timeout_seconds": 0}]}, r"\['timeout_seconds'\] must be > 0"),
-        ({"agent_configs": [{"name": "a", "kwargs": {"n": 1}}]}, r"\['kwargs'\] must be a dict of strings"),
+        ({"agent_configs": [{"name": "a", "agent_id": 3}]}, r"\['agent_id'\]: Input should be a valid string"),
+        ({"agent_configs": [{"name": "a", "timeout_seconds": 0}]}, r"\['timeout_seconds'\]: Input should be greater than 0"),
+        ({"agent_configs": [{"name": "a", "kwargs": {"n": 1}}]}, r"\['kwargs'\]\['n'\]: Input should be a valid string"),
         (
             {"agent_configs": [{"name": "a", "agent_environment": {"env": {}}}]},
-            "must be a dict with environment_variables and/or secrets",
+            r"\['agent_environment'\]\['env'\] is not a key the API knows",
         ),
         (
             {"agent_configs": [{"name": "a", "agent_environment": {"secrets": {"TOKEN": 1}}}]},
-            r"\['secrets'\] must be a dict of strings",
+            r"\['secrets'\]\['TOKEN'\]: Input should be a valid string",
         ),
         ({"orchestrator_config": []}, "orchestrator_config must be a dict"),
-        ({"orchestrator_config": {"retries": 1}}, "orchestrator_config has unknown keys retries"),
-        ({"orchestrator_config": {"n_attempts": -1}}, r"\['n_attempts'\] must be a whole number >= 0"),
-        ({"orchestrator_config": {"n_concurrent_trials": 0}}, r"\['n_concurrent_trials'\] must be a whole"),
-        ({"orchestrator_config": {"timeout_multiplier": 0}}, r"\['timeout_multiplier'\] must be > 0"),
-        ({"orchestrator_config": {"quiet": "yes"}}, r"\['quiet'\] must be True or False"),
+        ({"orchestrator_config": {"retries": 1}}, r"orchestrator_config\['retries'\] is not a key the API knows \(known: n_attempts"),
+        ({"orchestrator_config": {"n_attempts": -1}}, r"\['n_attempts'\]: Input should be greater than or equal to 0"),
+        ({"orchestrator_config": {"n_concurrent_trials": 0}}, r"\['n_concurrent_trials'\]: Input should be greater than or equal to 1"),
+        ({"orchestrator_config": {"timeout_multiplier": 0}}, r"\['timeout_multiplier'\]: Input should be greater than 0"),
+        ({"orchestrator_config": {"quiet": "yes"}}, r"\['quiet'\]: Input should be a valid boolean"),
         ({"job_name": ""}, "job_name must be a non-empty string"),
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
         ({"reattach": 1}, "reattach must be True or False"),
@@ -362,10 +362,10 @@ def test_job_reads_trigger_events() -> None:
 
 
 def test_argument_errors_name_keys_never_values() -> None:
-    with pytest.raises(ValueError, match="'TOKEN' maps to a int") as bad_env:
+    with pytest.raises(ValueError, match=r"\['TOKEN'\]: Input should be a valid string") as bad_env:
         _start(run_profile={"envVars": {"TOKEN": 987654321}})
     assert "987654321" not in str(bad_env.value)
     environment = {"environment_variables": {"KEY": 13572468}}
-    with pytest.raises(ValueError, match="'KEY' maps to a int") as bad_agent:
+    with pytest.raises(ValueError, match=r"\['KEY'\]: Input should be a valid string") as bad_agent:
         _job(agent_configs=[{"name": "a", "agent_environment": environment}])
     assert "13572468" not in str(bad_agent.value)

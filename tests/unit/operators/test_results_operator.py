@@ -286,12 +286,12 @@ def test_a_failure_in_the_middle_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_a_leftover_from_a_crashed_try_is_overwritten_by_the_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_runloop.operators import runloop
+    from airflow_provider_runloop import storage
 
     target = tmp_path / "results.jsonl"
     # A crash (the worker killed mid-write) runs no cleanup: simulate it by disabling the cleanup.
     with monkeypatch.context() as patch:
-        patch.setattr(runloop._StagedFile, "discard", lambda self: None)
+        patch.setattr(storage.StagedFile, "discard", lambda self: None)
         with pytest.raises(ConnectionError):
             _execute(_operator(FakeHook([_scenario_run(1)], fail_after=0), destination=f"file://{target}"))
     leftovers = _files(tmp_path)
@@ -340,11 +340,11 @@ def test_an_export_removes_stale_staged_copies_of_its_own_destination(
 def test_the_staged_name_says_what_it_is_and_whose_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_runloop.operators import runloop
+    from airflow_provider_runloop import storage
 
     target = tmp_path / "results.jsonl"
     seen: list[str] = []
-    monkeypatch.setattr(runloop._StagedFile, "commit", lambda self: seen.append(self._temp))
+    monkeypatch.setattr(storage.StagedFile, "commit", lambda self: seen.append(self._temp))
     _execute(_operator(FakeHook([_scenario_run(1)]), destination=f"file://{target}"))
     (staged,) = seen
     assert re.fullmatch(
