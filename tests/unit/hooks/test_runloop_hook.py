@@ -14,6 +14,7 @@ import respx
 
 from airflow_provider_runloop.client import AsyncRunloopClient, RunloopClient
 from airflow_provider_runloop.exceptions import RunloopServerError
+from airflow_provider_runloop.hooks.connection import client_options
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 
 KEY = "rl_sk_hook_secret_456"
@@ -60,7 +61,7 @@ def test_extras_configure_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     extra = {"timeout": "12", "connect_timeout": 2, "max_retries": "1", "verify_ssl": "false"}
     _set_conn(monkeypatch, extra=extra)
     conn = RunloopHook.get_connection("runloop_default")
-    options = RunloopHook._client_options("runloop_default", conn, extra)
+    options = client_options("runloop_default", conn, extra)
     assert options["timeout"] == 12.0
     assert options["connect_timeout"] == 2.0
     assert options["retry"].max_retries == 1
