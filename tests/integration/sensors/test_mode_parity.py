@@ -12,7 +12,8 @@ The client's own retries are off (connection extra ``max_retries: 0``), so a fau
 poll it fires in and the sensor's budget is what is exercised. The emulator runs on a manual clock: the run
 is mid-flight for the first poll (which is healthy unless the row says otherwise, so that in deferrable
 mode the faults meet the trigger, not the check before deferring) and is moved to its end right after,
-so the second poll could finish the wait. Every cell also checks that its fault really fired.
+so the second poll could finish the wait (for a row of several bursts: after the healthy poll before the
+last burst). Every cell also checks that its faults really fired.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Row:
     scenarios: int = SMALL
     healthy_first_poll: bool = True
     client_timeout: float | None = None  # the connection's ``timeout`` extra (seconds), if set
+    # Bursts of the fault, each after one healthy poll (run target only); the run ends after the last gap.
+    bursts: int = 1
 
 
 def succeeds(target: str, fault: dict[str, Any], *, times: int | None = None, **options: Any) -> Row:
@@ -108,6 +111,8 @@ ROWS = [
     pytest.param(succeeds("run", STATUS_503, times=BUDGET), id="503-burst-within-budget"),
     pytest.param(fails("run", STATUS_503, SERVER, PAST_BUDGET), id="503-burst-past-budget"),
     pytest.param(fails("run", STATUS_503, SERVER, PAST_BUDGET, **FROM_FIRST), id="503-from-first-poll"),
+    # A good poll between two bursts resets the count: four failures, never more than N in a row.
+    pytest.param(succeeds("run", STATUS_503, times=BUDGET, bursts=2), id="good-poll-resets-the-count"),
     pytest.param(succeeds("run", DROPPED, times=BUDGET), id="dropped-connection-within-budget"),
     # One time-out, not a budget of them: on a busy machine a slow healthy answer may cost a poll too.
     pytest.param(succeeds("run", SLOW, times=1, client_timeout=1.0), id="timeout-within-budget"),
@@ -125,7 +130,7 @@ class Cell:
     error: str | None
     message: str | None
     polls: int  # GET /v1/benchmark_runs/<id>: one per poll
-    fault: Fault = field(repr=False)
+    faults: tuple[Fault, ...] = field(repr=False)
 
     def failed_polls(self, row: Row) -> int:
         return self.polls - (1 if row.healthy_first_poll else 0)
@@ -139,11 +144,13 @@ class Cell:
 _CELLS: dict[tuple[str, str], Cell] = {}
 
 
-def _advance_after_first_poll(emulator: RunloopEmulator, run_id: str, stop: threading.Event) -> None:
-    """Move the run to its end once the first poll's counts are served (before the next poll)."""
+def _advance_after_healthy_polls(
+    emulator: RunloopEmulator, run_id: str, polls: int, stop: threading.Event
+) -> None:
+    """Move the run to its end once ``polls`` polls got their counts served (before the next poll)."""
     counts = f"/v1/benchmark_runs/{run_id}/scenario_runs"
     while not stop.is_set():
-        if len(emulator.requests(method="GET", path=counts)) >= COUNTS_PER_POLL:
+        if len(emulator.requests(method="GET", path=counts)) >= COUNTS_PER_POLL * polls:
             emulator.advance(3600)
             return
         stop.wait(0.002)
@@ -167,16 +174,23 @@ def run_cell(
         script = {"scenario_count": row.scenarios, "timing": {"start_interval": 0, "duration": 1}}
         run_id = emulator.start_scripted_run(script=script)
         path = f"/v1/benchmark_runs/{run_id}" + ("/scenario_runs" if row.target == "pages" else "")
-        skip = _first_poll_requests(row)
-        options = {"skip": skip, **row.fault}
-        fault = emulator.faults.add(Fault(method="GET", path=path, **options))
+        # A later burst's fault also lets through the healthy polls after the earlier bursts (the first
+        # fault that fires wins, so the others do not count the requests it took).
+        faults = tuple(
+            emulator.faults.add(
+                Fault(method="GET", path=path, skip=_first_poll_requests(row) + i, **row.fault)
+            )
+            for i in range(row.bursts)
+        )
         extra: dict[str, Any] = {"max_retries": 0}
         if row.client_timeout is not None:
             extra["timeout"] = row.client_timeout
         conn = {**json.loads(emulator.airflow_conn_json), "extra": extra}
         out = tmp_path / f"{row_id}-{mode}.json"
         stop = threading.Event()
-        mover = threading.Thread(target=_advance_after_first_poll, args=(emulator, run_id, stop), daemon=True)
+        mover = threading.Thread(
+            target=_advance_after_healthy_polls, args=(emulator, run_id, row.bursts, stop), daemon=True
+        )
         dag = getattr(load_dag_file(DAG_FILE), f"dag_{mode}")
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("AIRFLOW_CONN_RUNLOOP_DEFAULT", json.dumps(conn))
@@ -192,7 +206,7 @@ def run_cell(
         recorded = json.loads(out.read_text())
         assert recorded["state"] == str(ti.state), (recorded, ti.state)
         polls = len(emulator.requests(method="GET", path=f"/v1/benchmark_runs/{run_id}"))
-        cell = Cell(str(ti.state), recorded["exception"], recorded["message"], polls, fault)
+        cell = Cell(str(ti.state), recorded["exception"], recorded["message"], polls, faults)
         _CELLS[(row_id, mode)] = cell
         return cell
 
@@ -204,12 +218,13 @@ def run_cell(
 def test_mode_meets_the_rule(row: Row, mode: str, run_cell: Callable[[str, Row, str], Cell]) -> None:
     cell = run_cell(_row_id(row), row, mode)
     # The harness: the fault really fired, so the cell judges the provider's answer to it.
-    assert cell.fault.fired >= 1, cell
+    assert all(fault.fired >= 1 for fault in cell.faults), cell.faults
     assert (cell.state, cell.error) == (row.state, row.error), cell.message
     if row.failed_polls is not None:
         assert cell.failed_polls(row) == row.failed_polls, cell
     if row.state == "success" and row.fault.get("times") is not None:
-        assert cell.fault.fired == row.fault["times"], cell  # the success came after the whole burst
+        # The success came after every burst, whole.
+        assert [fault.fired for fault in cell.faults] == [row.fault["times"]] * row.bursts, cell.faults
 
 
 @pytest.mark.parametrize("row", ROWS)
