@@ -91,12 +91,16 @@ REPEATED = {"kind": "repeat_page"}
 SHIFTED = {"kind": "shift_page"}
 STATUS_503 = {"kind": "status", "status": 503}
 STATUS_401 = {"kind": "status", "status": 401}
+STATUS_404 = {"kind": "status", "status": 404}
+STATUS_400 = {"kind": "status", "status": 400}
 DROPPED = {"kind": "drop_connection"}
 SLOW = {"kind": "latency", "latency_seconds": 2.5}
 UNKNOWN_STATE = {"kind": "unknown_state"}
 INVALID = "RunloopInvalidResponseError"
 SERVER = "RunloopServerError"
 AUTH = "RunloopAuthenticationError"
+NOT_FOUND = "RunloopNotFoundError"
+BAD_REQUEST = "RunloopBadRequestError"
 UNKNOWN = "RunloopUnknownStateError"
 PAGED: dict[str, Any] = {"scenarios": TWO_PAGES}
 FROM_FIRST: dict[str, Any] = {"healthy_first_poll": False}  # the fault acts from the very first poll
@@ -117,6 +121,8 @@ ROWS = [
     # One time-out, not a budget of them: on a busy machine a slow healthy answer may cost a poll too.
     pytest.param(succeeds("run", SLOW, times=1, client_timeout=1.0), id="timeout-within-budget"),
     pytest.param(fails("run", STATUS_401, AUTH, AT_ONCE), id="401-at-once"),
+    pytest.param(fails("run", STATUS_404, NOT_FOUND, AT_ONCE), id="404-at-once"),
+    pytest.param(fails("run", STATUS_400, BAD_REQUEST, AT_ONCE), id="400-at-once"),
     pytest.param(fails("run", UNKNOWN_STATE, UNKNOWN, AT_ONCE), id="unknown-run-state-at-once"),
     pytest.param(fails("pages", UNKNOWN_STATE, UNKNOWN, AT_ONCE), id="unknown-scenario-run-state-at-once"),
 ]
