@@ -36,6 +36,10 @@ so a test run is reproducible), or both; ``skip`` lets the first matching reques
 ``insert_item``
     for a scenario-run page request with ``starting_after``, first add a scenario run that sorts right
     after the cursor (a newcomer showing up mid-pagination; ``total_count`` grows by one).
+``unknown_state``
+    a complete 200 whose ``state`` fields (the object's own, and each item's in a page) read ``state``
+    (default ``"paused"``), a state the API does not document, as a newer server might send: a client
+    must fail closed, naming the state. Nothing stored changes.
 
 Faults never apply to the control API (``/_emulator/...``).
 """
@@ -64,6 +68,7 @@ FAULT_KINDS = (
     "repeat_page",
     "shift_page",
     "insert_item",
+    "unknown_state",
 )
 #: Kinds that need the page the listing served last (the gateway keeps it while one is active).
 PAGE_MEMORY_KINDS = frozenset({"repeat_page", "shift_page"})
@@ -80,6 +85,7 @@ _FAULT_FIELDS = {
     "latency_seconds",
     "message",
     "shift",
+    "state",
 }
 
 
@@ -99,6 +105,7 @@ class Fault:
     latency_seconds: float = 0.0
     message: str | None = None
     shift: int | None = None
+    state: str = "paused"
     id: str = ""
     matched: int = 0
     fired: int = 0
@@ -123,6 +130,8 @@ class Fault:
             raise ValueError(f"a {self.kind} fault needs a positive latency_seconds")
         if self.shift is not None and (isinstance(self.shift, bool) or self.shift < 1):
             raise ValueError(f"shift must be a positive number of items or None, got {self.shift!r}")
+        if not isinstance(self.state, str) or not self.state:
+            raise ValueError(f"state must be a non-empty string, got {self.state!r}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Fault:
@@ -179,6 +188,23 @@ class Fault:
             (k, cursor if k == "starting_after" else v) for k, v in parse_qsl(query, keep_blank_values=True)
         ]
         return urlencode(params)
+
+    def restated_body(self, body: bytes) -> bytes:
+        """``body`` (a JSON object) with its own and each listed item's ``state`` set to ``state``."""
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(envelope, dict):
+            return body
+        if "state" in envelope:
+            envelope["state"] = self.state
+        for value in envelope.values():
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, dict) and "state" in item:
+                        item["state"] = self.state
+        return json.dumps(envelope).encode()
 
     @property
     def exhausted(self) -> bool:

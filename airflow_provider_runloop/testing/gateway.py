@@ -238,6 +238,8 @@ class EmulatorGateway:
             return
         if fault is not None and kind == "delay_answer":
             await asyncio.sleep(fault.latency_seconds)
+        if fault is not None and kind == "unknown_state" and captured.status == 200:
+            captured = _Captured(captured.status, captured.headers, fault.restated_body(captured.body))
         if kind == "malformed_body":
             captured = _Captured(
                 captured.status,

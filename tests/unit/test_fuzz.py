@@ -21,6 +21,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.summaries import make_summary
 
 from airflow_provider_runloop.client import RetryPolicy, RunloopClient, _retry_after_seconds, validate_id
 from airflow_provider_runloop.exceptions import RunloopError
@@ -343,32 +344,13 @@ def test_read_trigger_event_reads_any_payload_or_raises_ours(event: Any) -> None
     assert isinstance(payload, dict)
 
 
-SUMMARY = BenchmarkRunSummary(
-    benchmark_run_id="bmr_1",
+SUMMARY = make_summary(
     benchmark_run_state="running",
     benchmark_id="bmd_1",
-    done=True,
-    success=True,
     message="m",
-    exact=True,
-    accept_scored=False,
-    expected_scenarios=2,
-    started_scenarios=2,
-    finished_scenarios=2,
-    total_scenario_runs=2,
-    state_counts={"completed": 2},
-    mean_score=0.5,
-    scored_scenarios=2,
     scoring_function_mean_scores={"f": 0.5},
-    scoring_function_mean_scores_truncated=False,
-    failed_scenario_count=0,
-    failed_scenario_run_ids=(),
-    failed_scenario_run_ids_truncated=False,
-    missing_scenario_count=0,
-    missing_scenario_ids=(),
-    missing_scenario_ids_truncated=False,
     benchmark_score=None,
-).to_dict()
+)
 
 
 @given(changed=st.dictionaries(st.sampled_from(sorted(SUMMARY)), json_values, max_size=3))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG, XComArg, task
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from support.summaries import make_summary
 
 from airflow_provider_runloop.exceptions import (
     RunloopBenchmarkRunFailedError,
@@ -181,32 +182,9 @@ def test_start_and_wait_returns_the_start_xcom_and_the_summary_or_fails(
 
 @pytest.fixture
 def sensor_summary() -> dict[str, Any]:
-    return {
-        "benchmark_run_id": "bmr_1",
-        "benchmark_run_state": "running",
-        "benchmark_id": None,
-        "done": True,
-        "success": True,
-        "message": "bmr_1: 2/2 finished (completed 2)",
-        "exact": True,
-        "accept_scored": False,
-        "expected_scenarios": 2,
-        "started_scenarios": 2,
-        "finished_scenarios": 2,
-        "total_scenario_runs": 2,
-        "state_counts": {"completed": 2},
-        "mean_score": 1.0,
-        "scored_scenarios": 2,
-        "scoring_function_mean_scores": {},
-        "scoring_function_mean_scores_truncated": False,
-        "failed_scenario_count": 0,
-        "failed_scenario_run_ids": [],
-        "failed_scenario_run_ids_truncated": False,
-        "missing_scenario_count": 0,
-        "missing_scenario_ids": [],
-        "missing_scenario_ids_truncated": False,
-        "benchmark_score": None,
-    }
+    return make_summary(
+        benchmark_run_state="running", mean_score=1.0, scoring_function_mean_scores={}, benchmark_score=None
+    )
 
 
 # --- complete and cancel ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from support.summaries import make_summary
 from support.task_state import FakeStateStore
 
 from airflow_provider_runloop.exceptions import (
@@ -17,32 +18,7 @@ from airflow_provider_runloop.exceptions import (
 )
 from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 
-SUMMARY: dict[str, Any] = {
-    "benchmark_run_id": "bmr_1",
-    "benchmark_run_state": "completed",
-    "benchmark_id": None,
-    "done": True,
-    "success": True,
-    "message": "bmr_1: 2/2 finished (completed 2)",
-    "exact": True,
-    "accept_scored": False,
-    "expected_scenarios": 2,
-    "started_scenarios": 2,
-    "finished_scenarios": 2,
-    "total_scenario_runs": 2,
-    "state_counts": {"completed": 2},
-    "mean_score": 0.5,
-    "scored_scenarios": 2,
-    "scoring_function_mean_scores": {"tests": 0.5},
-    "scoring_function_mean_scores_truncated": False,
-    "failed_scenario_count": 0,
-    "failed_scenario_run_ids": [],
-    "failed_scenario_run_ids_truncated": False,
-    "missing_scenario_count": 0,
-    "missing_scenario_ids": [],
-    "missing_scenario_ids_truncated": False,
-    "benchmark_score": 0.5,
-}
+SUMMARY = make_summary()
 
 
 def _sensor(**kwargs: Any) -> RunloopBenchmarkRunSensor:

@@ -110,6 +110,23 @@ async def test_a_malformed_body_is_not_json(client: httpx.AsyncClient, emulator:
         response.json()
 
 
+async def test_unknown_state_rewrites_the_states_of_an_object_and_of_a_page(
+    client: httpx.AsyncClient, emulator: RunloopEmulator
+) -> None:
+    run_id = emulator.start_scripted_run(script={"scenario_count": 3, "timing": {"start_interval": 0}})
+    emulator.faults.add(
+        Fault("unknown_state", path=f"/v1/benchmark_runs/{run_id}*", times=2, state="archived")
+    )
+    run = (await client.get(f"/v1/benchmark_runs/{run_id}")).json()
+    page = (await client.get(f"/v1/benchmark_runs/{run_id}/scenario_runs")).json()
+    assert run["state"] == "archived"
+    assert [item["state"] for item in page["runs"]] == ["archived"] * 3
+    # Nothing stored changed, and an exhausted fault lets the real state through.
+    assert emulator.benchmark_run_state(run_id) == "running"
+    assert (await client.get(f"/v1/benchmark_runs/{run_id}")).json()["state"] == "running"
+    assert [entry.fault for entry in emulator.requests()] == ["unknown_state", "unknown_state", None]
+
+
 async def test_repeat_page_serves_the_previous_page_again(
     client: httpx.AsyncClient, emulator: RunloopEmulator
 ) -> None:
@@ -191,6 +208,7 @@ def test_probabilistic_faults_are_reproducible_under_a_seed() -> None:
         {"kind": "latency"},
         {"kind": "status", "colour": "red"},
         {"kind": "shift_page", "shift": 0},
+        {"kind": "unknown_state", "state": ""},
         {"status": 500},
     ],
 )
