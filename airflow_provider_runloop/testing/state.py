@@ -4,7 +4,8 @@ Nothing here knows HTTP or the clock: every method takes ``now_ms`` and the call
 Python control API) holds :attr:`EmulatorState.lock` around the call and the serialisation of its result,
 so one request sees one consistent moment.
 
-Behaviour where the real API is unverified follows runloop-api.md §13:
+Behaviour where the real API is unverified follows the choices in
+``docs/emulator.md#choices-where-the-real-api-is-unverified`` (their numbers below):
 
 * state conflicts are 400, never 409 (#11); repeating an action is 200 with the current view (#10);
 * scenario runs: ``score`` on ``running`` moves to ``scoring`` at once and to ``scored`` (with
@@ -67,7 +68,7 @@ _OUTCOME_STATES = {"completed": "COMPLETED", "failed": "FAILED", "timeout": "TIM
 
 @dataclass(frozen=True)
 class PageRequest:
-    """Validated pagination parameters (runloop-api.md §10)."""
+    """Validated pagination parameters (unverified choices 1-5 in ``docs/emulator.md``)."""
 
     limit: int = 20
     starting_after: str | None = None
@@ -955,7 +956,7 @@ class EmulatorState:
         run = None
         if benchmark_run_id:
             run = self._benchmark_runs.by_id.get(benchmark_run_id)
-            if run is None or run.created_ms > now_ms:  # §13 #5: an unknown filter value lists nothing
+            if run is None or run.created_ms > now_ms:  # unverified choice 5: an unknown filter lists nothing
                 return Page([], False, 0 if page.include_total_count else None)
         predicates: list[Callable[[ScenarioRunRecord], bool]] = []
         if scenario_id:
