@@ -36,3 +36,15 @@ def test_the_summary_table_lists_every_key() -> None:
         if "(+ `_truncated`)" in cell:
             keys.add(f"{names[-1]}_truncated")  # the flag of the list just before it
     assert keys == {field.name for field in dataclasses.fields(BenchmarkRunSummary)}
+
+
+def test_the_settings_table_lists_every_variable_the_examples_read_with_its_default() -> None:
+    read = {}
+    for path in sorted((DOCS.parent / "example_dags").glob("*.py")):
+        for name, default in re.findall(r'os\.environ\.get\("(\w+)", "([^"]*)"\)', path.read_text()):
+            assert read.setdefault(name, default) == default, f"{name} has two defaults"
+    text = (DOCS / "examples.md").read_text(encoding="utf-8").split("\n## Settings they read\n", 1)[1]
+    text = text.split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in text.splitlines() if line.startswith("| `")]
+    documented = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
+    assert documented == read
