@@ -44,6 +44,7 @@ _FENCED = re.compile(
     r"^(?P<fence>```+|~~~+)[ \t]*(?P<info>\S*)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S
 )
 _DIRECTIVE = re.compile(r"^:::[ \t]+(?P<path>[\w.]+)[ \t]*$", re.M)
+_CELLS = re.compile(r"\|[ \t]*([^|]*?)[ \t]*(?=\|)")
 
 
 def _load_hook() -> ModuleType:
@@ -334,3 +335,21 @@ def test_the_emulator_help_points_at_what_a_wheel_installs(capsys: pytest.Captur
     (spec,) = re.findall(r"(airflow_provider_runloop/[\w/.-]+\.yml)", help_text)
     assert (REPO / spec).is_file()
     assert "docs/emulator.md" in help_text
+
+
+def test_the_emulator_cli_table_lists_every_option_with_its_default() -> None:
+    from airflow_provider_runloop.testing import __main__ as cli
+
+    parser_defaults = vars(cli.parse_args([]))
+    text = (DOCS / "emulator.md").read_text(encoding="utf-8")
+    section = text.split("### From the command line", 1)[1].split("\n#", 1)[0]
+    rows = [_CELLS.findall(line) for line in section.splitlines() if line.startswith("| `--")]
+    documented = {option.strip("`").split()[0]: default for option, default, _ in rows}
+    assert sorted(documented) == sorted(f"--{name.replace('_', '-')}" for name in parser_defaults)
+    for option, default in documented.items():
+        value = parser_defaults[option[2:].replace("-", "_")]
+        if default.startswith("`"):
+            shown = default.strip("`")
+            assert shown == str(value) or (isinstance(value, float) and float(shown) == value), option
+        else:  # no default of its own: what happens without the option is said in words (or nothing)
+            assert value in (None, False), option
