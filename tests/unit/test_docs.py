@@ -353,3 +353,41 @@ def test_the_emulator_cli_table_lists_every_option_with_its_default() -> None:
             assert shown == str(value) or (isinstance(value, float) and float(shown) == value), option
         else:  # no default of its own: what happens without the option is said in words (or nothing)
             assert value in (None, False), option
+
+
+def _load_roles() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_sphinx_roles", DOCS / "hooks" / "sphinx_roles.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("docstring", "shown"),
+    [
+        pytest.param("See :class:`RunloopHook`.", "See `RunloopHook`.", id="bare"),
+        pytest.param(
+            ":meth:`~airflow_provider_runloop.progress.FailureHold.to_dict`", "`to_dict`", id="short"
+        ),
+        pytest.param("(:mod:`.faults`)", "(`faults`)", id="relative"),
+        pytest.param(":py:data:`a.b.LIMIT` and ``code``", "`a.b.LIMIT` and ``code``", id="domain"),
+    ],
+)
+def test_a_sphinx_role_becomes_a_code_span(docstring: str, shown: str) -> None:
+    assert _load_roles().plain_roles(docstring) == shown
+
+
+def test_no_public_docstring_keeps_a_role_the_reference_would_show_raw(package: griffe.Module) -> None:
+    roles = _load_roles()
+    left = []
+    for module in PUBLIC_MODULES:
+        for name in public_names(module):
+            obj = package[f"{module}.{name}".removeprefix("airflow_provider_runloop.")]
+            target = obj.final_target if obj.is_alias else obj
+            for member in [target, *getattr(target, "members", {}).values()]:
+                if getattr(member, "docstring", None) is not None:
+                    text = roles.plain_roles(member.docstring.value)
+                    left += [f"{member.path}: {role}" for role in re.findall(r":\w+:`[^`]*`", text)]
+    assert left == []

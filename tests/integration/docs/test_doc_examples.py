@@ -80,7 +80,7 @@ def test_sensor_mode_examples() -> None:
             timeout=8 * 60 * 60,
             expected_scenario_count=500,  # the run's scenarios, if it has no benchmark to read them from
             accept_scored=True,  # a final score is enough; don't wait for each devbox to close
-            retries=2,  # in reschedule mode a failed poll fails the try: retries are the budget
+            retries=2,  # failed polls have their own budget, kept across pokes; retries cover the rest
         )
         # --8<-- [end:howto_sensor_runloop_reschedule]
 
