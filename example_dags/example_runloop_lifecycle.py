@@ -1,7 +1,7 @@
 """Drive Runloop benchmarks from Airflow: an interactive benchmark run, and a benchmark job.
 
-``docs/lifecycle.md`` shows the snippets between the ``[START ...]`` / ``[END ...]`` markers; the
-integration tests run both DAGs with ``dag.test()`` against the emulator, so the docs show tested code.
+``docs/lifecycle.md`` shows the sections between the ``# --8<-- [start:...]`` / ``[end:...]`` markers;
+the integration tests run both DAGs with ``dag.test()`` against the emulator, so the docs show tested code.
 
 Two environment variables, read when the file is parsed, fit it to where it runs without edits:
 
@@ -42,15 +42,15 @@ with DAG(
     params={"benchmark_id": "bmd_replace_me"},
     tags=["example", "runloop"],
 ) as interactive_dag:
-    # [START howto_operator_runloop_start_run]
+    # --8<-- [start:howto_operator_runloop_start_run]
     start_run = RunloopStartBenchmarkRunOperator(
         task_id="start_run",
         benchmark_id="{{ params.benchmark_id }}",
         metadata={"agent": "my-agent", "git_sha": "{{ dag_run.conf.get('git_sha', 'dev') }}"},
     )
-    # [END howto_operator_runloop_start_run]
+    # --8<-- [end:howto_operator_runloop_start_run]
 
-    # [START howto_runloop_run_scenarios]
+    # --8<-- [start:howto_runloop_run_scenarios]
     @task
     def run_scenarios(started: dict[str, Any]) -> list[str]:
         """Start each scenario of the run, let the agent work, score it, and close it once scored."""
@@ -68,9 +68,9 @@ with DAG(
         return scenario_run_ids
 
     scenarios = run_scenarios(start_run.output)
-    # [END howto_runloop_run_scenarios]
+    # --8<-- [end:howto_runloop_run_scenarios]
 
-    # [START howto_operator_runloop_complete_run]
+    # --8<-- [start:howto_operator_runloop_complete_run]
     wait_for_scenarios = RunloopBenchmarkRunSensor(
         task_id="wait_for_scenarios",
         benchmark_run_id="{{ ti.xcom_pull(task_ids='start_run')['benchmark_run_id'] }}",
@@ -82,16 +82,16 @@ with DAG(
         benchmark_run_id="{{ ti.xcom_pull(task_ids='start_run')['benchmark_run_id'] }}",
     )
     scenarios >> wait_for_scenarios >> complete_run
-    # [END howto_operator_runloop_complete_run]
+    # --8<-- [end:howto_operator_runloop_complete_run]
 
-    # [START howto_operator_runloop_cancel_run]
+    # --8<-- [start:howto_operator_runloop_cancel_run]
     cancel_run = RunloopCancelBenchmarkRunOperator(
         task_id="cancel_run",
         benchmark_run_id="{{ ti.xcom_pull(task_ids='start_run')['benchmark_run_id'] }}",
         trigger_rule="one_failed",  # only when something upstream failed: do not leave the run open
     )
     [scenarios, wait_for_scenarios, complete_run] >> cancel_run
-    # [END howto_operator_runloop_cancel_run]
+    # --8<-- [end:howto_operator_runloop_cancel_run]
 
 
 with DAG(
@@ -102,7 +102,7 @@ with DAG(
     params={"benchmark_id": "bmd_replace_me"},
     tags=["example", "runloop"],
 ) as job_dag:
-    # [START howto_operator_runloop_create_job]
+    # --8<-- [start:howto_operator_runloop_create_job]
     create_job = RunloopCreateBenchmarkJobOperator(
         task_id="create_job",
         benchmark_id="{{ params.benchmark_id }}",
@@ -113,9 +113,9 @@ with DAG(
         orchestrator_config={"n_attempts": 1, "n_concurrent_trials": 10},
         poll_interval=POLL_SECONDS,
     )
-    # [END howto_operator_runloop_create_job]
+    # --8<-- [end:howto_operator_runloop_create_job]
 
-    # [START howto_operator_runloop_job_results]
+    # --8<-- [start:howto_operator_runloop_job_results]
     @task
     def benchmark_run_ids(job: dict[str, Any]) -> list[str]:
         """One benchmark run per agent config (Airflow maps over a whole return value only)."""
@@ -132,4 +132,4 @@ with DAG(
         return {run["agent_name"]: run["average_score"] for run in job["runs"]}
 
     compare(create_job.output)
-    # [END howto_operator_runloop_job_results]
+    # --8<-- [end:howto_operator_runloop_job_results]

@@ -1,7 +1,8 @@
 """Harvest a Runloop benchmark run's scored results: wait, export, use them downstream.
 
-``docs/results.md`` shows the snippets between the ``[START ...]`` / ``[END ...]`` markers; the
-integration tests run the first DAG with ``dag.test()`` against the emulator, so the docs show tested code.
+``docs/results.md`` shows the sections between the ``# --8<-- [start:...]`` / ``[end:...]`` markers;
+the integration tests run the first DAG with ``dag.test()`` against the emulator, so the docs show
+tested code.
 
 Where results go is set with the ``RUNLOOP_RESULTS_URL`` environment variable (a ``file://`` or ``s3://``
 folder URL; default ``file:///tmp/runloop-results``), so the DAG runs anywhere without edits.
@@ -29,7 +30,7 @@ with DAG(
     params={"benchmark_run_id": "bmr_replace_me"},
     tags=["example", "runloop"],
 ) as dag:
-    # [START howto_operator_runloop_results_file]
+    # --8<-- [start:howto_operator_runloop_results_file]
     wait = RunloopBenchmarkRunSensor(
         task_id="wait_for_run",
         benchmark_run_id="{{ params.benchmark_run_id }}",
@@ -42,9 +43,9 @@ with DAG(
         benchmark_run_id="{{ params.benchmark_run_id }}",
         destination=RESULTS_URL + "/{{ params.benchmark_run_id }}.jsonl",
     )
-    # [END howto_operator_runloop_results_file]
+    # --8<-- [end:howto_operator_runloop_results_file]
 
-    # [START howto_operator_runloop_results_read]
+    # --8<-- [start:howto_operator_runloop_results_read]
     @task
     def report(exported: dict[str, Any]) -> dict[str, Any]:
         """Read the exported file back: one JSON record per line."""
@@ -60,7 +61,7 @@ with DAG(
 
     wait >> export
     report(export.output)
-    # [END howto_operator_runloop_results_read]
+    # --8<-- [end:howto_operator_runloop_results_read]
 
 
 with DAG(
@@ -71,7 +72,7 @@ with DAG(
     params={"benchmark_run_id": "bmr_replace_me"},
     tags=["example", "runloop"],
 ) as xcom_dag:
-    # [START howto_operator_runloop_results_xcom]
+    # --8<-- [start:howto_operator_runloop_results_xcom]
     summary_only = RunloopBenchmarkResultsOperator(
         task_id="results_to_xcom",
         benchmark_run_id="{{ params.benchmark_run_id }}",
@@ -95,10 +96,10 @@ with DAG(
         print(f"{summary['failed_scenario_count']} failed: {summary['failed_scenario_run_ids']}")
 
     gate(summary_only.output) >> [promote(), alert(summary_only.output)]
-    # [END howto_operator_runloop_results_xcom]
+    # --8<-- [end:howto_operator_runloop_results_xcom]
 
 
-# [START howto_operator_runloop_results_s3]
+# --8<-- [start:howto_operator_runloop_results_s3]
 NIGHTLY_RESULTS = "s3://my-eval-bucket/runloop/nightly/latest.parquet"
 
 with DAG(
@@ -131,4 +132,4 @@ with DAG(
         print(f"loading {NIGHTLY_RESULTS}")
 
     load_into_warehouse()
-# [END howto_operator_runloop_results_s3]
+# --8<-- [end:howto_operator_runloop_results_s3]

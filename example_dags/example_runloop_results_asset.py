@@ -29,7 +29,7 @@ from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 
 RESULTS_URL = os.environ.get("RUNLOOP_RESULTS_URL", "file:///tmp/runloop-results").rstrip("/")
 POLL_SECONDS = float(os.environ.get("RUNLOOP_POLL_SECONDS", "60"))
-# [START howto_runloop_results_asset_producer]
+# --8<-- [start:howto_runloop_results_asset_producer]
 LATEST_RESULTS = f"{RESULTS_URL}/latest.jsonl"  # may name a connection: s3://aws_conn@bucket/...
 # The asset is the data, not how it is reached: its URI leaves the connection out, as the operator does.
 LATEST_RESULTS_ASSET = Asset(uri=re.sub(r"^(\w+://)[^@/]*@", r"\1", LATEST_RESULTS))
@@ -55,9 +55,9 @@ with DAG(
         destination=LATEST_RESULTS,  # not templated: declared as an Asset outlet
     )
     wait >> export
-# [END howto_runloop_results_asset_producer]
+# --8<-- [end:howto_runloop_results_asset_producer]
 
-# [START howto_runloop_results_asset_consumer]
+# --8<-- [start:howto_runloop_results_asset_consumer]
 with DAG(
     dag_id="example_runloop_results_asset_consumer",
     schedule=[LATEST_RESULTS_ASSET],  # runs after each successful export
@@ -82,4 +82,4 @@ with DAG(
         return {"benchmark_run_ids": sorted(benchmark_run_ids), "states": dict(states)}
 
     summarize_latest()
-# [END howto_runloop_results_asset_consumer]
+# --8<-- [end:howto_runloop_results_asset_consumer]

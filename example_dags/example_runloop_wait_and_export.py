@@ -42,7 +42,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    # [START howto_runloop_wait_and_export_params]
+    # --8<-- [start:howto_runloop_wait_and_export_params]
     params={
         "benchmark_run_id": Param(
             "bmr_replace_me",
@@ -56,10 +56,10 @@ with DAG(
             description="Folder URL for the results file (file:///... or s3://conn@bucket/prefix).",
         ),
     },
-    # [END howto_runloop_wait_and_export_params]
+    # --8<-- [end:howto_runloop_wait_and_export_params]
     tags=["example", "runloop"],
 ) as dag:
-    # [START howto_sensor_runloop_deferrable]
+    # --8<-- [start:howto_sensor_runloop_deferrable]
     wait = RunloopBenchmarkRunSensor(
         task_id="wait_for_run",
         benchmark_run_id="{{ params.benchmark_run_id }}",
@@ -68,17 +68,17 @@ with DAG(
         timeout=timedelta(hours=12),
         fail_on_scenario_failure=FAIL_ON_SCENARIO_FAILURE,
     )
-    # [END howto_sensor_runloop_deferrable]
+    # --8<-- [end:howto_sensor_runloop_deferrable]
 
-    # [START howto_operator_runloop_export_to_storage]
+    # --8<-- [start:howto_operator_runloop_export_to_storage]
     export = RunloopBenchmarkResultsOperator(
         task_id="export_results",
         benchmark_run_id="{{ params.benchmark_run_id }}",
         destination="{{ params.results_url.rstrip('/') }}/{{ params.benchmark_run_id }}.jsonl",
     )
-    # [END howto_operator_runloop_export_to_storage]
+    # --8<-- [end:howto_operator_runloop_export_to_storage]
 
-    # [START howto_runloop_report_from_file]
+    # --8<-- [start:howto_runloop_report_from_file]
     @task
     def report(exported: dict[str, Any]) -> dict[str, Any]:
         """Per-scorer mean scores and the lowest-scoring scenario runs, read back from the file."""
@@ -113,4 +113,4 @@ with DAG(
 
     wait >> export
     report(export.output)
-    # [END howto_runloop_report_from_file]
+    # --8<-- [end:howto_runloop_report_from_file]

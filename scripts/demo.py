@@ -45,8 +45,9 @@ DEMO_DIR = REPO / ".demo"
 DAG_ID = "example_runloop_wait_and_export"
 BENCHMARK_SCRIPT = REPO / "scripts" / "demo_benchmark.json"
 DEFAULT_BASE_URL = "https://api.runloop.ai"
-# The emulated benchmark runs about twice as fast as real time, so it is over in well under a minute
-# while the sensor still shows a handful of progress lines.
+# The emulated clock runs 1.5 times as fast as real time: the demo benchmark's ~35 emulated seconds
+# take about 23 s, from the emulator's start. Where Airflow starts quickly the sensor shows a handful of
+# progress lines; on a busy machine the run can be over by its first poll.
 EMULATOR_SPEED = 1.5
 EMULATOR_POLL_SECONDS = 2.0
 RUNLOOP_POLL_SECONDS = 30.0

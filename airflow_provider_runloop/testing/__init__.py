@@ -1,8 +1,10 @@
 """A local Runloop API emulator for demos, tests and DAG authors' own tests (no API key needed).
 
-It serves the benchmark, benchmark-run, benchmark-job, scenario and scenario-run API of
-``docs/emulator.md`` with the lifecycle rules of the real service, progresses runs on a clock you control,
-injects faults on demand and logs every request. Start it as:
+It serves the benchmark, benchmark-run, benchmark-job, scenario and scenario-run API described by the
+OpenAPI spec it ships (``airflow_provider_runloop/testing/openapi/runloop-benchmarks.yml``, installed with
+the package) with the lifecycle rules of the real service, progresses runs on a clock you control,
+injects faults on demand and logs every request. The guide is ``docs/emulator.md`` in the provider's
+repository. Start it as:
 
 * ``python -m airflow_provider_runloop.testing`` (CLI; prints the Airflow connection to use),
 * the pytest fixture ``runloop_emulator`` (registered automatically when the provider is installed),

@@ -38,6 +38,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_runloop.testing",
         description="Run a local Runloop API emulator (benchmarks, runs, jobs, scenarios).",
+        # A wheel has no docs/ folder: point at what is installed, and at the repository's guide.
+        epilog=(
+            "scenario scripts (--script): python -m pydoc airflow_provider_runloop.testing.script\n"
+            "the OpenAPI spec it follows, installed with it: airflow_provider_runloop/testing/openapi/"
+            "runloop-benchmarks.yml\n"
+            "the whole guide: docs/emulator.md in the provider's repository"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
@@ -45,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="bearer key clients must send")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--script", type=Path, help="scenario script, JSON or YAML (see docs/emulator.md)")
+    source.add_argument("--script", type=Path, help="scenario script, JSON or YAML (format: see below)")
     source.add_argument(
         "--scenarios", type=int, help="quick preset: N scenarios, 80/10/10 completed/failed/timeout"
     )

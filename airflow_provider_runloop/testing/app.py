@@ -1,6 +1,7 @@
 """The emulated Runloop REST API (``/v1/...``) as a FastAPI app.
 
-Routes follow runloop-api.md §4; literal paths (``start_run``, ``list_public``, ``metadata``, ``runs``)
+Routes are those of the spec the package ships (``openapi/runloop-benchmarks.yml``; the list is in
+``docs/emulator.md#what-it-serves``); literal paths (``start_run``, ``list_public``, ``metadata``, ``runs``)
 are registered before the ``{id}`` paths they share a level with. A route whose request body the spec
 describes checks the body against it first (:mod:`.request_validation`), so a handler only ever sees a
 body the spec allows; handlers then parse requests themselves (:mod:`.bodies`) and write pre-encoded
@@ -8,7 +9,7 @@ JSON (:mod:`.views`), skipping FastAPI's response-model path, which would be far
 5,000-item pages. Authentication, faults and the request log live in
 the gateway in front of this app (:mod:`.gateway`).
 
-Not served: the deprecated ``/v1/benchmarks/runs/...`` family (§12), scorer CRUD, and
+Not served: the deprecated ``/v1/benchmarks/runs/...`` family (gone from the SDK), scorer CRUD, and
 ``GET /v1/scenarios/{id}/runs`` (the spec declares its response as a single ScenarioDefinitionView,
 which cannot be right; use ``GET /v1/scenarios/runs?scenario_id=``).
 """
@@ -40,7 +41,10 @@ def json_response(view: Any, status_code: int = 200) -> Response:
 
 
 def error_response(status_code: int, message: str) -> Response:
-    """The error body shape the emulator always uses (§13 #16)."""
+    """The error body shape the emulator always uses.
+
+    Unverified choice 16 in ``docs/emulator.md#choices-where-the-real-api-is-unverified``.
+    """
     return json_response({"message": message}, status_code)
 
 

@@ -1,7 +1,9 @@
 """Request parsing: query strings and JSON bodies → validated Python values, or a 400.
 
 Like the real API as the SDK uses it: an action POST may send no body, ``{}`` or ``null`` alike; unknown
-top-level keys are ignored (§13 #23); an optional key sent as ``null`` counts as absent. Values of the
+top-level keys are ignored (unverified choice 23 in
+``docs/emulator.md#choices-where-the-real-api-is-unverified``); an optional key sent as ``null``
+counts as absent. Values of the
 wrong type are a 400 ``{"message": ...}`` naming the key, never FastAPI's 422. An API body reaches these
 functions only after :mod:`.request_validation` has checked it against the spec's request schema, all
 the way down; what they check on top is the emulator's own rules (non-blank names, ranges) and the

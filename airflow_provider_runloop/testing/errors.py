@@ -8,8 +8,8 @@ __all__ = ["ApiError"]
 class ApiError(Exception):
     """An API error with its HTTP status; the app turns it into ``{"message": ...}`` with that status.
 
-    Following runloop-api.md §13: unknown ids are 404, invalid requests and state conflicts are 400
-    (never 409, which the SDK would retry).
+    Unknown ids are 404, invalid requests and state conflicts are 400 (never 409, which the SDK would
+    retry): unverified choices 11 and 17, ``docs/emulator.md#choices-where-the-real-api-is-unverified``.
     """
 
     def __init__(self, status_code: int, message: str) -> None:

@@ -1,9 +1,9 @@
 """The emulator's front door, an ASGI wrapper around the API app: auth, faults, de-duplication, logging.
 
 Order per request: bearer auth (401 ``{"message": ...}``; only ``GET /_emulator/health`` is open), then
-for ``/v1`` requests the faults that fire (:mod:`.faults`), the optional ``x-request-id`` replay (§13 #15),
-the app itself, and finally the request log. Every response carries ``x-request-id`` (the request's own,
-or a generated one).
+for ``/v1`` requests the faults that fire (:mod:`.faults`), the optional ``x-request-id`` replay
+(unverified choice 15 in ``docs/emulator.md``), the app itself, and finally the request log. Every
+response carries ``x-request-id`` (the request's own, or a generated one).
 
 A dropped or cut connection needs the server's transport, which uvicorn exposes on the ``send`` callable's
 owner. In-process (``httpx.ASGITransport``) there is no connection to cut, so those faults raise

@@ -5,11 +5,14 @@ Every operation of the spec with a JSON ``requestBody`` gets one validator, comp
 the spec rejects is a 400 ``{"message": ...}`` naming the field and the problem, before the handler
 runs, so an invalid request changes nothing.
 
-The leniencies runloop-api.md describes are kept, and only those:
+The leniencies of the API as the SDK uses it are kept, and only those
+(``docs/emulator.md#choices-where-the-real-api-is-unverified``):
 
-* no body, an empty body and ``null`` count as ``{}`` (§2; the action POSTs have no schema at all);
+* no body, an empty body and ``null`` count as ``{}`` (the SDK sends no body on actions; the action
+  POSTs have no schema at all);
 * an optional field sent as ``null`` counts as absent wherever the spec marks it ``nullable``;
-* unknown keys at the top level of a body are ignored (§13 #23: the SDK can send extra body keys).
+* unknown keys at the top level of a body are ignored (unverified choice 23: the SDK can send extra
+  body keys).
   Below the top level the spec's ``additionalProperties: false`` holds: an unknown key inside
   ``environment_parameters``, a scorer or an agent config is a 400, since it would be stored and
   echoed back in views the spec closes.
@@ -95,7 +98,8 @@ def _validators() -> Mapping[tuple[str, str], Validator]:
             if _JSON not in content:
                 continue
             schema = to_json_schema(content[_JSON]["schema"], components)
-            # §13 #23: the top level ignores keys it does not know; nested objects stay as closed as the spec.
+            # Unverified choice 23: the top level ignores keys it does not know; nested objects stay as
+            # closed as the spec.
             schema.pop("additionalProperties", None)
             _OpenApiValidator.check_schema(schema)
             compiled[(method.upper(), path)] = _OpenApiValidator(schema)

@@ -172,7 +172,7 @@ class ScenarioRuns:
         run = None
         if benchmark_run_id:
             run = self._store.benchmark_runs.by_id.get(benchmark_run_id)
-            if run is None or run.created_ms > now_ms:  # §13 #5: an unknown filter value lists nothing
+            if run is None or run.created_ms > now_ms:  # unverified choice 5: an unknown filter lists nothing
                 return Page([], False, 0 if page.include_total_count else None)
         predicates: list[Callable[[ScenarioRunRecord], bool]] = []
         if scenario_id:

@@ -13,14 +13,16 @@ class EmulatorSettings:
     """Behaviour switches of one emulator.
 
     :param emit_nulls: write ``null`` for optional fields without a value (where the spec allows ``null``)
-        instead of leaving them out. Real clients must cope with both; runloop-api.md §13 #19.
+        instead of leaving them out. Real clients must cope with both; unverified choice 19
+        in ``docs/emulator.md``.
     :param scoring_delay_seconds: if set, the delay between ``POST .../score`` and the end of scoring for
         every run; otherwise each scenario's scripted ``timing.scoring`` applies.
     :param job_concurrency: ``n_concurrent_trials`` of a benchmark job that does not set it (the SDK says
-        1, the docs say 10; §13 #21).
+        1, the docs say 10; unverified choice 21).
     :param job_queue_seconds: how long a new benchmark job stays ``queued`` before it starts running.
     :param dedupe_request_ids: replay the first response to a non-GET request whose ``x-request-id`` was
-        seen before, instead of acting twice (§13 #15; off by default, as the real API is not known to).
+        seen before, instead of acting twice (unverified choice 15; off by default, as the real API is
+        not known to).
     :param refuse_repeated_actions: answer 400 "not running" to ``complete``/``cancel`` of a benchmark run
         that is already completed/canceled, as a server whose actions are not idempotent would (off by
         default: the emulator treats a repeat as a no-op). With a lost answer and the client's retry, this

@@ -14,7 +14,8 @@ every public method is one of theirs:
 * :mod:`.scenario_runs` - scenario runs: the client's actions and their listings;
 * :mod:`.jobs` - benchmark jobs, their runs and outcomes.
 
-Behaviour where the real API is unverified follows runloop-api.md §13:
+Behaviour where the real API is unverified follows the choices in
+``docs/emulator.md#choices-where-the-real-api-is-unverified`` (their numbers below):
 
 * state conflicts are 400, never 409 (#11); repeating an action is 200 with the current view (#10);
 * scenario runs: ``score`` on ``running`` moves to ``scoring`` at once and to ``scored`` (with

@@ -2,8 +2,8 @@
 
 :class:`RecordStore` is the one place that holds every benchmark, scenario, benchmark run, scenario run
 and job of an emulator. The parts of :class:`~airflow_provider_runloop.testing.state.EmulatorState` share
-one store; they decide what changes, the store only finds and pages. Listings follow runloop-api.md §10:
-newest first, ``starting_after`` must name a known id, ``total_count`` counts the whole filtered set.
+one store; they decide what changes, the store only finds and pages. Listings follow the API's
+pagination (``docs/emulator.md``): newest first, ``starting_after`` must name a known id, ``total_count`` counts the whole filtered set.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _RecordT = TypeVar("_RecordT", BenchmarkRecord, ScenarioRecord, BenchmarkRunReco
 
 @dataclass(frozen=True)
 class PageRequest:
-    """Validated pagination parameters (runloop-api.md §10)."""
+    """Validated pagination parameters (unverified choices 1-5 in ``docs/emulator.md``)."""
 
     limit: int = 20
     starting_after: str | None = None

@@ -43,8 +43,8 @@ def test_the_example_folder_parses_without_import_errors() -> None:
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[path.name for path in EXAMPLE_FILES])
 def test_doc_markers_are_paired(path: Path) -> None:
     text = path.read_text()
-    starts = re.findall(r"^\s*# \[START (\w+)\]$", text, re.M)
-    ends = re.findall(r"^\s*# \[END (\w+)\]$", text, re.M)
+    starts = re.findall(r"^\s*# --8<-- \[start:(\w+)\]$", text, re.M)
+    ends = re.findall(r"^\s*# --8<-- \[end:(\w+)\]$", text, re.M)
     assert starts == ends
     assert len(starts) == len(set(starts))
 

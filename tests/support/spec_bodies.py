@@ -179,7 +179,7 @@ class SpecBodies:
             optional={name: strategy for name, strategy in properties.items() if name not in required},
         )
         extra = schema.get("additionalProperties", True)
-        if top:  # §13 #23: unknown top-level keys are ignored, so valid bodies may carry some
+        if top:  # unverified choice 23: unknown top-level keys are ignored, so valid bodies may carry some
             extras: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
                 st.text(min_size=1, max_size=8).map("unknown_".__add__), _JSON, max_size=2
             )

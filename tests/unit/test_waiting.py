@@ -172,7 +172,9 @@ def test_an_error_event_is_raised_again_with_the_same_type(name: str) -> None:
     assert type(raised.value) is cls
 
 
-@pytest.mark.parametrize("error_type", [None, 3, "ValueError", "SystemExit", "os", "RunloopNoSuchError", ["x"]])
+@pytest.mark.parametrize(
+    "error_type", [None, 3, "ValueError", "SystemExit", "os", "RunloopNoSuchError", ["x"]]
+)
 def test_an_error_event_of_another_type_is_a_plain_runloop_error(error_type: object) -> None:
     event = {"status": "error", "message": "boom", "error_type": error_type}
     with pytest.raises(RunloopError, match="boom") as raised:

@@ -1,5 +1,5 @@
-"""The code the docs show that is not an example DAG: each region between ``# [START name]`` and
-``# [END name]`` is included in a page by ``docs/hooks/examples.py``, and runs here against the emulator.
+"""The code the docs show that is not an example DAG: each section between ``# --8<-- [start:name]``
+and ``# --8<-- [end:name]`` is included in a page by pymdownx.snippets, and runs here against the emulator.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_hook_example(connected: RunloopEmulator, capsys: pytest.CaptureFixture[
     run_id = connected.start_scripted_run(script=THREE_SCENARIOS)
     connected.advance(600)
 
-    # [START howto_hook_runloop]
+    # --8<-- [start:howto_hook_runloop]
     from airflow_provider_runloop.hooks.runloop import RunloopHook
 
     hook = RunloopHook(runloop_conn_id="runloop_default")
@@ -37,7 +37,7 @@ def test_hook_example(connected: RunloopEmulator, capsys: pytest.CaptureFixture[
     verdict = hook.check_benchmark_run(run.id)  # one poll under the completion rule
     print(verdict.done, verdict.success, verdict.summary.mean_score)
     hook.close()
-    # [END howto_hook_runloop]
+    # --8<-- [end:howto_hook_runloop]
 
     assert finished == 3
     assert verdict.done
@@ -51,7 +51,7 @@ async def test_async_hook_example(connected: RunloopEmulator) -> None:
     run_id = connected.start_scripted_run(script={**THREE_SCENARIOS, "scenarios": [{"attempts": ["failed"]}]})
     connected.advance(600)
 
-    # [START howto_hook_runloop_async]
+    # --8<-- [start:howto_hook_runloop_async]
     from airflow_provider_runloop.hooks.runloop import RunloopHook
 
     hook = RunloopHook()  # runloop_default
@@ -60,7 +60,7 @@ async def test_async_hook_example(connected: RunloopEmulator) -> None:
         failed = [r.id async for r in hook.alist_scenario_runs(run.id, state="failed")]
     finally:
         await hook.aclose()
-    # [END howto_hook_runloop_async]
+    # --8<-- [end:howto_hook_runloop_async]
 
     assert len(failed) == 1
 
@@ -69,7 +69,7 @@ def test_sensor_mode_examples() -> None:
     from airflow.sdk import DAG
 
     with DAG("docs_sensor_modes", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-        # [START howto_sensor_runloop_reschedule]
+        # --8<-- [start:howto_sensor_runloop_reschedule]
         from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 
         wait = RunloopBenchmarkRunSensor(
@@ -80,11 +80,11 @@ def test_sensor_mode_examples() -> None:
             timeout=8 * 60 * 60,
             expected_scenario_count=500,  # the run's scenarios, if it has no benchmark to read them from
             accept_scored=True,  # a final score is enough; don't wait for each devbox to close
-            retries=2,  # in reschedule mode a failed poll fails the try: retries are the budget
+            retries=2,  # failed polls have their own budget, kept across pokes; retries cover the rest
         )
-        # [END howto_sensor_runloop_reschedule]
+        # --8<-- [end:howto_sensor_runloop_reschedule]
 
-        # [START howto_sensor_runloop_poke]
+        # --8<-- [start:howto_sensor_runloop_poke]
         quick_wait = RunloopBenchmarkRunSensor(
             task_id="wait_for_smoke_run",
             benchmark_run_id="{{ params.benchmark_run_id }}",
@@ -92,7 +92,7 @@ def test_sensor_mode_examples() -> None:
             timeout=15 * 60,
             max_consecutive_poll_failures=3,
         )
-        # [END howto_sensor_runloop_poke]
+        # --8<-- [end:howto_sensor_runloop_poke]
 
     assert wait.mode == "reschedule"
     assert wait.expected_scenario_count == 500
@@ -102,7 +102,7 @@ def test_sensor_mode_examples() -> None:
     assert quick_wait.max_consecutive_poll_failures == 3
 
 
-# [START howto_emulator_pytest_fixture]
+# --8<-- [start:howto_emulator_pytest_fixture]
 def test_my_dag_waits_for_the_benchmark(
     runloop_emulator: RunloopEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,11 +112,11 @@ def test_my_dag_waits_for_the_benchmark(
     assert runloop_emulator.benchmark_run_state(run_id) == "completed"
 
 
-# [END howto_emulator_pytest_fixture]
+# --8<-- [end:howto_emulator_pytest_fixture]
 
 
 async def test_in_process_emulator_example() -> None:
-    # [START howto_emulator_in_process]
+    # --8<-- [start:howto_emulator_in_process]
     import httpx
 
     from airflow_provider_runloop.testing import ManualClock, RunloopEmulator
@@ -127,7 +127,7 @@ async def test_in_process_emulator_example() -> None:
         base_url="http://emulator",
         headers=emulator.auth_headers,
     )
-    # [END howto_emulator_in_process]
+    # --8<-- [end:howto_emulator_in_process]
     async with client:
         run_id = emulator.start_scripted_run()
         response = await client.get(f"/v1/benchmark_runs/{run_id}")
@@ -136,7 +136,7 @@ async def test_in_process_emulator_example() -> None:
 
 
 def test_emulator_quickstart() -> None:
-    # [START howto_emulator_quickstart]
+    # --8<-- [start:howto_emulator_quickstart]
     import httpx
 
     from airflow_provider_runloop.testing import ManualClock, RunloopEmulator
@@ -176,7 +176,7 @@ def test_emulator_quickstart() -> None:
             cursor = page["runs"][-1]["id"]
         assert sorted(r["state"] for r in runs) == ["completed", "completed", "completed", "failed"]
         assert [e.status for e in emulator.requests(path="/v1/benchmark_runs/*")][:3] == [200, 429, 200]
-    # [END howto_emulator_quickstart]
+    # --8<-- [end:howto_emulator_quickstart]
 
 
 @pytest.mark.parametrize("results_format", ["jsonl", "json", "csv", "parquet"])
@@ -203,7 +203,7 @@ def test_reading_exported_results_back(
         "format": results_format,
     }
 
-    # [START howto_operator_runloop_results_read_any_format]
+    # --8<-- [start:howto_operator_runloop_results_read_any_format]
     import csv
     import io
     import json
@@ -221,7 +221,7 @@ def test_reading_exported_results_back(
             records = list(csv.DictReader(io.TextIOWrapper(file, "utf-8", newline="")))
         else:
             records = pq.read_table(file).to_pylist()
-    # [END howto_operator_runloop_results_read_any_format]
+    # --8<-- [end:howto_operator_runloop_results_read_any_format]
 
     assert len(records) == 3
     assert {record["benchmark_run_id"] for record in records} == {run_id}

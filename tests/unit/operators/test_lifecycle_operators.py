@@ -110,9 +110,18 @@ def test_start_defaults_fields_and_link() -> None:
         ({"metadata": ["a"]}, "metadata must be a dict of strings to strings"),
         ({"metadata": {"airflow_tag": "x"}}, "metadata must not set airflow_tag"),
         ({"run_profile": "env"}, "run_profile must be a dict"),
-        ({"run_profile": {"env_vars": {}}}, r"run_profile\['env_vars'\] is not a key the API knows \(known: envVars"),
-        ({"run_profile": {"envVars": {"A": 1}}}, r"run_profile\['envVars'\]\['A'\]: Input should be a valid string"),
-        ({"run_profile": {"secrets": ["TOKEN"]}}, r"run_profile\['secrets'\]: Input should be a valid dictionary"),
+        (
+            {"run_profile": {"env_vars": {}}},
+            r"run_profile\['env_vars'\] is not a key the API knows \(known: envVars",
+        ),
+        (
+            {"run_profile": {"envVars": {"A": 1}}},
+            r"run_profile\['envVars'\]\['A'\]: Input should be a valid string",
+        ),
+        (
+            {"run_profile": {"secrets": ["TOKEN"]}},
+            r"run_profile\['secrets'\]: Input should be a valid dictionary",
+        ),
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
         ({"reattach": "no"}, "reattach must be True or False"),
         ({"cancel_on_kill": 0}, "cancel_on_kill must be True or False"),
@@ -264,15 +273,30 @@ def test_the_job_spec_sent() -> None:
         ({"agent_configs": ["a"]}, r"agent_configs\[0\] must be a dict"),
         ({"agent_configs": [{}]}, r"agent_configs\[0\]\['name'\]: Field required"),
         ({"agent_configs": [{"name": "a"}, {"name": "a"}]}, "'a' is used twice"),
-        ({"agent_configs": [{"name": "a", "modelName": "m"}]}, r"agent_configs\[0\]\['modelName'\] is not a key the API knows \(known: agent_environment"),
-        ({"agent_configs": [{"name": "a", "type": "external_api"}]}, r"\['type'\]: Input should be 'job_agent'"),
+        (
+            {"agent_configs": [{"name": "a", "modelName": "m"}]},
+            r"agent_configs\[0\]\['modelName'\] is not a key the API knows \(known: agent_environment",
+        ),
+        (
+            {"agent_configs": [{"name": "a", "type": "external_api"}]},
+            r"\['type'\]: Input should be 'job_agent'",
+        ),
         (
             {"agent_configs": [{"name": "a", "model_name": ""}]},
             r"\['model_name'\]: String should have at least 1 character",
         ),
-        ({"agent_configs": [{"name": "a", "agent_id": 3}]}, r"\['agent_id'\]: Input should be a valid string"),
-        ({"agent_configs": [{"name": "a", "timeout_seconds": 0}]}, r"\['timeout_seconds'\]: Input should be greater than 0"),
-        ({"agent_configs": [{"name": "a", "kwargs": {"n": 1}}]}, r"\['kwargs'\]\['n'\]: Input should be a valid string"),
+        (
+            {"agent_configs": [{"name": "a", "agent_id": 3}]},
+            r"\['agent_id'\]: Input should be a valid string",
+        ),
+        (
+            {"agent_configs": [{"name": "a", "timeout_seconds": 0}]},
+            r"\['timeout_seconds'\]: Input should be greater than 0",
+        ),
+        (
+            {"agent_configs": [{"name": "a", "kwargs": {"n": 1}}]},
+            r"\['kwargs'\]\['n'\]: Input should be a valid string",
+        ),
         (
             {"agent_configs": [{"name": "a", "agent_environment": {"env": {}}}]},
             r"\['agent_environment'\]\['env'\] is not a key the API knows",
@@ -282,10 +306,22 @@ def test_the_job_spec_sent() -> None:
             r"\['secrets'\]\['TOKEN'\]: Input should be a valid string",
         ),
         ({"orchestrator_config": []}, "orchestrator_config must be a dict"),
-        ({"orchestrator_config": {"retries": 1}}, r"orchestrator_config\['retries'\] is not a key the API knows \(known: n_attempts"),
-        ({"orchestrator_config": {"n_attempts": -1}}, r"\['n_attempts'\]: Input should be greater than or equal to 0"),
-        ({"orchestrator_config": {"n_concurrent_trials": 0}}, r"\['n_concurrent_trials'\]: Input should be greater than or equal to 1"),
-        ({"orchestrator_config": {"timeout_multiplier": 0}}, r"\['timeout_multiplier'\]: Input should be greater than 0"),
+        (
+            {"orchestrator_config": {"retries": 1}},
+            r"orchestrator_config\['retries'\] is not a key the API knows \(known: n_attempts",
+        ),
+        (
+            {"orchestrator_config": {"n_attempts": -1}},
+            r"\['n_attempts'\]: Input should be greater than or equal to 0",
+        ),
+        (
+            {"orchestrator_config": {"n_concurrent_trials": 0}},
+            r"\['n_concurrent_trials'\]: Input should be greater than or equal to 1",
+        ),
+        (
+            {"orchestrator_config": {"timeout_multiplier": 0}},
+            r"\['timeout_multiplier'\]: Input should be greater than 0",
+        ),
         ({"orchestrator_config": {"quiet": "yes"}}, r"\['quiet'\]: Input should be a valid boolean"),
         ({"job_name": ""}, "job_name must be a non-empty string"),
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),

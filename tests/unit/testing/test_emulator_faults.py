@@ -309,6 +309,6 @@ async def test_unknown_ids_are_404_on_every_id_path(
 
 
 async def test_an_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v1/benchmarks/runs/bmr_x/scenario_runs")  # the removed old path (§12)
+    response = await client.get("/v1/benchmarks/runs/bmr_x/scenario_runs")  # the removed old path
     assert response.status_code == 404
     assert set(response.json()) == {"message"}

@@ -1,4 +1,7 @@
-"""Benchmark jobs orchestrate themselves: queued → running → completed, with outcomes (§13 #20)."""
+"""Benchmark jobs orchestrate themselves: queued → running → completed, with outcomes.
+
+Unverified choice 20 in docs/emulator.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lifecycle rules of benchmark runs and scenario runs (runloop-api.md §6 and §13 items 6-15)."""
+"""Lifecycle rules of benchmark runs and scenario runs (unverified choices 6-15 in docs/emulator.md)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ async def _scenario_run_in(client: httpx.AsyncClient, emulator: RunloopEmulator,
     return scenario_run_id
 
 
-# (action, state before) -> (status, state after); §13 items 9 and 10.
+# (action, state before) -> (status, state after); unverified choices 9 and 10.
 SCENARIO_RUN_ACTIONS = [
     ("score", "running", 200, "scoring"),
     ("score", "scoring", 200, "scoring"),
@@ -208,7 +208,7 @@ async def test_completing_a_benchmark_run_leaves_active_scenario_runs_and_scores
     assert view["duration_ms"] == 1000
     assert view["score"] == pytest.approx(
         result_score / 2, abs=1e-6
-    )  # Σ scores ÷ number of scenario runs (§13 #8)
+    )  # Σ scores ÷ number of scenario runs (unverified choice 8)
     assert emulator.scenario_run_states(run_id) == {scored: "scored", running: "running"}
     assert (await client.post(f"/v1/benchmark_runs/{run_id}/complete")).status_code == 200
     assert (await client.post(f"/v1/benchmark_runs/{run_id}/cancel")).status_code == 400

@@ -1,4 +1,4 @@
-"""Cursor pagination (runloop-api.md §10 and §13 items 1-5) and list filters."""
+"""Cursor pagination (unverified choices 1-5 in docs/emulator.md) and list filters."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ async def test_scenario_runs_state_filter_must_be_a_scenario_run_state(
     response = await client.get(f"/v1/benchmark_runs/{run_id}/scenario_runs", params={"state": "pending"})
     assert response.status_code == 400
     assert "pending" in response.json()["message"]
-    # The global lists take a free string: an unknown value matches nothing (§13 #5).
+    # The global lists take a free string: an unknown value matches nothing (unverified choice 5).
     assert (await client.get("/v1/scenarios/runs", params={"state": "pending"})).json()["runs"] == []
     assert (await client.get("/v1/benchmark_runs", params={"state": "pending"})).json()["total_count"] == 0
     assert (await client.get("/v1/scenarios/runs", params={"benchmark_run_id": "bmr_nope"})).json()[

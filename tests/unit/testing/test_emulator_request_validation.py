@@ -218,7 +218,7 @@ async def test_a_body_the_spec_rejects_is_400_naming_the_field_and_changes_nothi
 @pytest.mark.parametrize(
     ("route", "field", "value"),
     [
-        # §13 #23: unknown top-level keys are ignored, on every route with a body.
+        # unverified choice 23: unknown top-level keys are ignored, on every route with a body.
         *(pytest.param(route, "unknown_field", True, id=f"unknown-top-level-key {route}") for route in BASES),
         # null is "absent" wherever the spec says nullable, beside a $ref too (the SDK sends null for None).
         pytest.param(S, "environment_parameters", None, id="null-environment"),
