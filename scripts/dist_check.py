@@ -284,8 +284,13 @@ def _run(
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without its own virtualenv (so installs land only where we say)."""
-    env = {key: value for key, value in os.environ.items() if key not in _INHERITED_ENV}
+    """The caller's environment without its virtualenv and Airflow settings: installs land only where we
+    say, and Airflow starts as it would for a new user."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _INHERITED_ENV and not key.startswith("AIRFLOW")  # e.g. a test session's settings
+    }
     venv_bins = {str(REPO / ".venv" / "bin"), str(Path(sys.prefix) / "bin")}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p not in venv_bins)
     env.update(extra)
