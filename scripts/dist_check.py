@@ -13,7 +13,8 @@ Steps, each failing with a message that names what is wrong:
    and nothing else; the sdist holds the tests, the docs and the lock, and no ``.venv``, ``site/`` or caches.
 4. **install**: in a new virtualenv (``uv venv``), the wheel alone under the constraints; then
    ``airflow providers list`` and ``airflow providers hooks`` with a temporary ``AIRFLOW_HOME`` must show
-   the provider, its version and the ``runloop`` connection type of ``RunloopHook``.
+   the provider, its version and the ``runloop`` connection type of ``RunloopHook``; the emulator must
+   load its OpenAPI spec from the installed package.
 5. **the README**: the README's "install today" block (the lines between ``<!-- install-from-wheel -->``
    and the end of the fenced block after it) runs as written, with ``bash -euo pipefail``, in an empty
    directory where ``dist/`` is the output directory. It must create and activate a virtualenv; in that
@@ -22,8 +23,9 @@ Steps, each failing with a message that names what is wrong:
 Steps 4 and 5 run side by side: most of their time is Airflow's start-up and downloads' waiting.
 
 Usage: ``python scripts/dist_check.py [--out dist] [--uv .tools/bin/uv]``. Exit status 0 when every step
-passed, 1 with the problems on stderr otherwise. Nothing outside the output directory and a temporary
-directory is written, and nothing outside the repository is read.
+passed, 1 with the problems on stderr otherwise. It writes the output directory, a temporary directory
+(the virtualenvs, their Airflow homes, the README block's home directory) and uv's and pip's download
+caches, nothing else; of the repository it reads only its own files.
 """
 
 from __future__ import annotations
@@ -411,7 +413,20 @@ def check_clean_install(uv: Path, artifacts: Artifacts, work: Path, version: str
     # checks that Airflow reads it from there).
     providers = _airflow_json(venv, home, "list")
     hooks = _airflow_json(venv, home, "hooks")
+    # The emulator reads its spec as package data: from the installed wheel, not from the repository.
+    probe = (
+        "import json\n"
+        "from airflow_provider_runloop.testing.openapi import SPEC_FILE, load_spec\n"
+        "print(json.dumps([str(SPEC_FILE.resolve()), len(load_spec()['paths'])]))\n"
+    )
+    spec_file, spec_paths = json.loads(
+        _run([venv / "bin" / "python", "-c", probe], env=_clean_env(), cwd=home, label="the emulator's spec")
+    )
     problems = []
+    if not Path(spec_file).is_relative_to(venv.resolve()) or not spec_paths:
+        problems.append(
+            f"the installed emulator read its spec from {spec_file} ({spec_paths} paths), not the wheel"
+        )
     listed = _listed_packages(providers)
     if listed.get(DIST_NAME) != version:
         problems.append(
