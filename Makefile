@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help env test lint typecheck docs unit e2e fuzz demo clean
+.PHONY: help env test lint typecheck docs unit e2e fuzz demo dist clean
 
 help:
 	@echo "make demo   - bootstrap, then wait for an emulated benchmark run with the deferrable sensor, export"
@@ -22,6 +22,9 @@ help:
 	@echo "make unit   - only the unit tests"
 	@echo "make e2e    - only the end-to-end tests (real Airflow components on 127.0.0.1)"
 	@echo "make fuzz   - the unit tests with a deep, random property-based budget (hypothesis profile fuzz)"
+	@echo "make dist   - build the wheel, the sdist and constraints.txt (the lock's pins) into dist/, check"
+	@echo "              their metadata and contents, install them into new virtualenvs beside Airflow"
+	@echo "              and run the README's install block as written (make test runs it too)"
 	@echo "make env    - only bootstrap .venv from uv.lock"
 
 $(UV):
@@ -56,6 +59,11 @@ fuzz: $(STAMP)
 
 test: lint typecheck docs
 	$(VENV)/bin/pytest -q
+
+# The release build: scripts/dist_check.py says what it checks. tests/integration/test_dist.py runs the same
+# script into a temporary directory, so `make test` fails when `make dist` would.
+dist: $(STAMP)
+	$(VENV)/bin/python scripts/dist_check.py --uv $(UV) --out dist
 
 demo: $(STAMP)
 	$(VENV)/bin/python scripts/demo.py

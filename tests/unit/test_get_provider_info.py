@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, metadata
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,16 @@ def test_registered_with_the_providers_manager() -> None:
     assert hook.connection_id_attribute_name == "runloop_conn_id"
     # The UI side (api-server) reads the declared form without importing the hook.
     assert ProvidersManager().field_behaviours["runloop"]["relabeling"]["password"] == "API key"
+
+
+def test_airflow_shows_the_documentation_url_of_the_project_urls() -> None:
+    # Airflow fills the provider's "documentation-url" from the package's "Documentation" Project-URL
+    # ([project.urls] in pyproject.toml), overwriting whatever get_provider_info() returns.
+    from airflow.providers_manager import ProvidersManager
+
+    urls = dict(
+        entry.split(", ", 1) for entry in metadata("airflow-provider-runloop").get_all("Project-URL") or []
+    )
+    assert urls["Documentation"].startswith("https://")
+    provider = ProvidersManager().providers["airflow-provider-runloop"]
+    assert provider.data["documentation-url"] == urls["Documentation"]
