@@ -3,7 +3,8 @@
 :class:`RecordStore` is the one place that holds every benchmark, scenario, benchmark run, scenario run
 and job of an emulator. The parts of :class:`~airflow_provider_runloop.testing.state.EmulatorState` share
 one store; they decide what changes, the store only finds and pages. Listings follow the API's
-pagination (``docs/emulator.md``): newest first, ``starting_after`` must name a known id, ``total_count`` counts the whole filtered set.
+pagination (``docs/emulator.md``): newest first, ``starting_after`` must name a known id,
+``total_count`` counts the whole filtered set.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ FATAL = [
 def test_server_and_network_failures_spend_the_budget(exc: RunloopError) -> None:
     assert is_transient(exc)
     budget = PollBudget(2)
-    assert budget.record_failure(exc) and budget.record_failure(exc)
+    assert budget.record_failure(exc)
+    assert budget.record_failure(exc)
     assert not budget.record_failure(exc)  # the third in a row: the wait ends with this error
     assert "Gave up after 3 failed polls in a row (max_consecutive_poll_failures=2)" in str(exc)
 
