@@ -266,6 +266,7 @@ class RunWait:
     :param memory: where the budget and the held failure live between polls (default: this object).
     :param key_suffix: appended to the memory keys (the reschedule-mode sensor keeps one set per try).
     :param failure_hold: a failure already held (the deferring task's, carried in trigger kwargs).
+    :param poll_failures: failed polls in a row so far (the deferring task's, carried in trigger kwargs).
     """
 
     def __init__(
@@ -275,15 +276,17 @@ class RunWait:
         *,
         key_suffix: str = "",
         failure_hold: FailureHold | None = None,
+        poll_failures: int = 0,
     ) -> None:
         self.policy = policy
         self._memory: WaitMemory = memory if memory is not None else _InMemory()
         self._hold_key = f"runloop_failure_hold{key_suffix}"
-        self.budget = PollBudget(
-            policy.max_consecutive_poll_failures, self._memory, f"runloop_poll_failures{key_suffix}"
-        )
+        self._failures_key = f"runloop_poll_failures{key_suffix}"
+        self.budget = PollBudget(policy.max_consecutive_poll_failures, self._memory, self._failures_key)
         if failure_hold is not None:
             self._memory.set(self._hold_key, failure_hold.to_dict())
+        if poll_failures:
+            self._memory.set(self._failures_key, check_count("poll_failures", poll_failures, minimum=0))
 
     @property
     def failure_hold(self) -> FailureHold | None:
@@ -319,9 +322,13 @@ class RunWait:
         return verdict
 
     def trigger_kwargs(self) -> dict[str, Any]:
-        """The policy and the held failure, as run-trigger keyword arguments."""
+        """The policy, the held failure and the failed polls in a row so far, as run-trigger keyword
+        arguments: a wait that defers goes on where it was (its budget is not refilled)."""
         hold = self.failure_hold
-        return {**self.policy.to_trigger_kwargs(), "failure_hold": hold.to_dict() if hold else None}
+        kwargs = {**self.policy.to_trigger_kwargs(), "failure_hold": hold.to_dict() if hold else None}
+        if self.budget.failures:
+            kwargs["poll_failures"] = self.budget.failures
+        return kwargs
 
 
 def finish_run_wait(verdict: BenchmarkRunVerdict) -> dict[str, Any]:

@@ -199,6 +199,8 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         hold before it is final (a retry could overturn it); ``0``: at once.
     :param failure_hold: a failure the deferring task already held
         (:meth:`~airflow_provider_runloop.progress.FailureHold.to_dict`), so its window goes on.
+    :param poll_failures: polls in a row that had already failed in the deferring task, so deferring
+        does not refill the budget (the same count of failed polls ends the wait in every mode).
     """
 
     def __init__(
@@ -214,6 +216,7 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         cancel_on_kill: bool = False,
         failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         failure_hold: dict[str, Any] | None = None,
+        poll_failures: int = 0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.benchmark_run_id = validate_id("benchmark_run_id", benchmark_run_id)
@@ -225,7 +228,9 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
             max_consecutive_poll_failures=max_consecutive_poll_failures,
             failure_settle_seconds=failure_settle_seconds,
         )
-        self._wait_state = RunWait(self.policy, failure_hold=FailureHold.from_dict(failure_hold))
+        self._wait_state = RunWait(
+            self.policy, failure_hold=FailureHold.from_dict(failure_hold), poll_failures=poll_failures
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {

@@ -187,3 +187,21 @@ def test_an_unreadable_summary_is_an_invalid_response() -> None:
     event = {"status": "success", "message": "", "summary": {"benchmark_run_id": 3}}
     with pytest.raises(RunloopInvalidResponseError, match="summary this task cannot read"):
         verdict_from_event(event, timed_out=TimeoutError)
+
+
+def test_a_wait_that_defers_does_not_refill_its_budget() -> None:
+    wait = RunWait(WaitPolicy(max_consecutive_poll_failures=2))
+
+    def failing(benchmark_run_id: str, **kwargs: Any) -> BenchmarkRunVerdict:
+        raise _api(RunloopServerError, 503)
+
+    assert wait.poll(failing, "bmr_1", log) is None
+    kwargs = wait.trigger_kwargs()
+    assert kwargs["poll_failures"] == 1
+    trigger = RunloopBenchmarkRunTrigger(benchmark_run_id="bmr_1", deadline=1.0, **kwargs)
+    _, serialized = trigger.serialize()
+    assert serialized["poll_failures"] == 1
+    assert trigger._wait_state.budget.failures == 1
+    assert "poll_failures" not in RunWait(WaitPolicy()).trigger_kwargs()
+    with pytest.raises(ValueError, match="poll_failures"):
+        RunloopBenchmarkRunTrigger(benchmark_run_id="bmr_1", deadline=1.0, poll_failures=-1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_provider_runloop.testing import RunloopEmulator
+from airflow_provider_runloop.triggers import runloop as trigger_module
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 
 COMPLETED = {"scenario_count": 6, "outcomes": {"completed": 1.0}, "seed": 1}
@@ -111,8 +113,21 @@ async def test_timeout_after_one_last_check(
 ) -> None:
     _connect(monkeypatch, runloop_emulator)
     run_id = runloop_emulator.start_scripted_run(script=COMPLETED)
-    (event,) = await _events(_trigger(run_id, seconds=0.3, poll_interval=10.0))
+    # The trigger's sleep passes at once and moves its clock on by what it slept: the deadline comes
+    # right after the first poll, however long that poll took on a busy machine.
+    slept = [0.0]
+    real_time, real_sleep = time.time, asyncio.sleep
+
+    async def sleep_at_once(seconds: float) -> None:
+        slept[0] += seconds
+        await real_sleep(0)
+
+    # Only the trigger's own module sees them (the emulator and httpx keep the real ones).
+    monkeypatch.setattr(trigger_module, "time", SimpleNamespace(time=lambda: real_time() + slept[0]))
+    monkeypatch.setattr(trigger_module, "asyncio", SimpleNamespace(sleep=sleep_at_once))
+    (event,) = await _events(_trigger(run_id, seconds=300, poll_interval=3600.0))
     assert event["status"] == "timeout"
+    assert 299 < slept[0] <= 300  # it slept until the deadline, not for the poll interval
     assert "deadline" in event["message"]
     # One poll at the start and one at the deadline, despite the 10 s interval.
     polls = runloop_emulator.requests(method="GET", path=f"/v1/benchmark_runs/{run_id}")
