@@ -28,6 +28,9 @@ class EmulatorSettings:
         default: the emulator treats a repeat as a no-op). With a lost answer and the client's retry, this
         is the case the lifecycle operators must recognise as success.
     :param request_log_limit: the most requests the request log keeps (oldest dropped first).
+    :param max_page_size: if set, every listing page holds at most this many items whatever ``limit`` asks
+        (``has_more`` and the cursor say the rest), as servers and gateways that cap pages do. Clients must
+        follow ``has_more``, not count items; tests use it to page small data sets.
     """
 
     emit_nulls: bool = False
@@ -37,6 +40,7 @@ class EmulatorSettings:
     dedupe_request_ids: bool = False
     refuse_repeated_actions: bool = False
     request_log_limit: int = 100_000
+    max_page_size: int | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply ``changes`` (keys as the constructor's), validating names and types."""
@@ -52,6 +56,9 @@ class EmulatorSettings:
             elif isinstance(known[key], bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"{key} must be true or false")
+            elif key == "max_page_size":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                    raise ValueError("max_page_size must be a positive integer or null")
             elif key in ("job_concurrency", "request_log_limit"):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(f"{key} must be a positive integer")

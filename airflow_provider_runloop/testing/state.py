@@ -78,7 +78,7 @@ class EmulatorState:
         self.settings = settings
         self.seed = seed
         self.default_script = default_script
-        self.store = RecordStore(seed)
+        self.store = RecordStore(seed, settings)
         self.ids = self.store.ids
         self.catalog = Catalog(self.store, default_script)
         self.timelines = Timelines(self.store, seed)

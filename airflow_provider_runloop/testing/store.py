@@ -24,6 +24,7 @@ from airflow_provider_runloop.testing.records import (
     ScenarioRunRecord,
     TimeOrdered,
 )
+from airflow_provider_runloop.testing.settings import EmulatorSettings
 
 __all__ = ["Collection", "PageRequest", "RecordStore", "search_matches"]
 
@@ -70,10 +71,12 @@ class RecordStore:
     """Every record of one emulator, the ids it hands out, and the lookups and pages over them.
 
     :param seed: the seed of the ids.
+    :param settings: the emulator's live settings (``max_page_size`` caps every page).
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, settings: EmulatorSettings | None = None) -> None:
         self.ids = IdFactory(seed)
+        self.settings = settings if settings is not None else EmulatorSettings()
         self.benchmarks = Collection()
         self.scenarios = Collection()
         self.benchmark_runs = Collection()
@@ -133,9 +136,10 @@ class RecordStore:
         count_matches: Callable[[], int] | None = None,
     ) -> Page[Any]:
         """One page of ``collection`` (or of ``index``, a subset of it) matching every predicate."""
+        cap = self.settings.max_page_size
         return (index or collection.ordered).page(
             now_ms,
-            limit=page.limit,
+            limit=page.limit if cap is None else min(page.limit, cap),
             after=self._cursor(collection, page),
             predicate=_combine(predicates),
             include_total_count=page.include_total_count,

@@ -40,9 +40,10 @@ PAST_BUDGET = BUDGET + 1
 AT_ONCE = 1
 
 SMALL = 3
-# The client asks for pages of 5,000: one more scenario run makes the final listing two pages, so the
-# second page (the one with a cursor) is what the page faults act on.
-TWO_PAGES = 5001
+# The page faults act on a page asked for with a cursor: the paged rows' server caps pages at 2 items
+# (emulator setting max_page_size), so the final listing of 5 scenario runs takes three pages.
+PAGED_SCENARIOS = 5
+PAGE_CAP = 2
 # The first poll is the benchmark run and four state-filtered counts; the faults on the scenario-run
 # listing let those four through.
 COUNTS_PER_POLL = 4
@@ -58,6 +59,7 @@ class Row:
     error: str | None  # the exception class the task fails with
     failed_polls: int | None = None  # polls that failed, for a row that ends failed
     scenarios: int = SMALL
+    max_page_size: int | None = None  # the emulator's page cap (None: the client's 5,000 a page)
     healthy_first_poll: bool = True
     client_timeout: float | None = None  # the connection's ``timeout`` extra (seconds), if set
     # Bursts of the fault, each after one healthy poll (run target only); the run ends after the last gap.
@@ -102,7 +104,7 @@ AUTH = "RunloopAuthenticationError"
 NOT_FOUND = "RunloopNotFoundError"
 BAD_REQUEST = "RunloopBadRequestError"
 UNKNOWN = "RunloopUnknownStateError"
-PAGED: dict[str, Any] = {"scenarios": TWO_PAGES}
+PAGED: dict[str, Any] = {"scenarios": PAGED_SCENARIOS, "max_page_size": PAGE_CAP}
 FROM_FIRST: dict[str, Any] = {"healthy_first_poll": False}  # the fault acts from the very first poll
 
 ROWS = [
@@ -177,6 +179,8 @@ def run_cell(
         if (row_id, mode) in _CELLS:
             return _CELLS[(row_id, mode)]
         emulator = runloop_emulator_factory()  # a manual clock: the run moves only when told
+        if row.max_page_size is not None:
+            emulator.configure(max_page_size=row.max_page_size)
         script = {"scenario_count": row.scenarios, "timing": {"start_interval": 0, "duration": 1}}
         run_id = emulator.start_scripted_run(script=script)
         path = f"/v1/benchmark_runs/{run_id}" + ("/scenario_runs" if row.target == "pages" else "")

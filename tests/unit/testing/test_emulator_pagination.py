@@ -210,3 +210,19 @@ async def test_every_list_pages_with_a_cursor(
     walked = await _walk(client, path, key, limit=1)
     assert [item["id"] for item in walked] == [item["id"] for item in everything[key]]
     assert len(walked) == everything["total_count"] > 2
+
+
+async def test_a_capped_server_serves_short_pages_that_has_more_carries_on(
+    client: httpx.AsyncClient, emulator: RunloopEmulator
+) -> None:
+    run_id = _scripted_run(emulator, 7)
+    emulator.configure(max_page_size=3)
+    path = f"/v1/benchmark_runs/{run_id}/scenario_runs"
+    page = (await client.get(path, params={"limit": "5000"})).json()
+    assert (len(page["runs"]), page["has_more"], page["total_count"]) == (3, True, 7)
+    walked = await _walk(client, path, "runs", limit="5000")
+    assert len({run["id"] for run in walked}) == len(walked) == 7
+    emulator.configure(max_page_size=None)
+    assert len((await client.get(path, params={"limit": "5000"})).json()["runs"]) == 7
+    with pytest.raises(ValueError, match="max_page_size"):
+        emulator.configure(max_page_size=0)
