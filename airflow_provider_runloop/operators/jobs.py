@@ -11,15 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
 from airflow_provider_runloop.arguments import (
     check_flag,
-    check_poll_interval,
-    check_text,
     check_when_known,
     rendered_later,
 )
@@ -36,13 +33,13 @@ from airflow_provider_runloop.operators.lifecycle import (
     DEFAULT_WAIT_TIMEOUT,
     LOOKUP_PAGE_SIZE,
     RESUME_XCOM_KEY,
+    LifecycleOperator,
 )
 from airflow_provider_runloop.operators.request_shapes import (
     check_agent_configs,
     check_optional_text,
     check_orchestrator_config,
     check_scenario_ids,
-    check_seconds,
 )
 from airflow_provider_runloop.operators.tagging import TaskTag
 from airflow_provider_runloop.progress import (
@@ -60,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["RunloopCreateBenchmarkJobOperator"]
 
 
-class RunloopCreateBenchmarkJobOperator(BaseOperator):
+class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
     """Create a Runloop benchmark job (Runloop runs and scores everything), and by default wait for it.
 
     A job runs a benchmark (``benchmark_id``) or a list of scenarios (``scenario_ids``) once per agent
@@ -136,19 +133,21 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
         fail_on_job_failure: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            runloop_conn_id=runloop_conn_id,
+            reattach=reattach,
+            cancel_on_kill=cancel_on_kill,
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+            **kwargs,
+        )
         self.agent_configs = agent_configs
         self.benchmark_id = benchmark_id
         self.scenario_ids = scenario_ids
         self.orchestrator_config = orchestrator_config
         self.job_name = job_name
-        self.runloop_conn_id = runloop_conn_id
-        self.reattach = check_flag("reattach", reattach)
-        self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
-        self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
-        self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
-        self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
         self.max_consecutive_poll_failures = PollBudget(max_consecutive_poll_failures).limit
         self.fail_on_job_failure = check_flag("fail_on_job_failure", fail_on_job_failure)
         self._started_job_id: str | None = None
@@ -165,12 +164,6 @@ class RunloopCreateBenchmarkJobOperator(BaseOperator):
             check_orchestrator_config(orchestrator_config)
         if not rendered_later(job_name):
             check_optional_text("job_name", job_name)
-        check_text("runloop_conn_id", runloop_conn_id)
-
-    @cached_property
-    def hook(self) -> RunloopHook:
-        """The hook for ``runloop_conn_id``."""
-        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "RESUME_XCOM_KEY",
+    "LifecycleOperator",
     "RunloopCancelBenchmarkRunOperator",
     "RunloopCompleteBenchmarkRunOperator",
     "RunloopStartBenchmarkRunOperator",
@@ -80,7 +81,47 @@ RESUME_XCOM_KEY: Final = "runloop_resume"
 LOOKUP_PAGE_SIZE: Final = 100
 
 
-class RunloopStartBenchmarkRunOperator(BaseOperator):
+class LifecycleOperator(BaseOperator):
+    """What the operators that start something and may wait for it share: the options of starting and
+    waiting (checked here once) and the hook. Subclassed by the start and the job operators.
+
+    :param runloop_conn_id: the Runloop connection (templated).
+    :param reattach: look for what an earlier try of this task instance started, and reattach to it.
+    :param cancel_on_kill: cancel what the task started if it is killed while it waits or starts.
+    :param wait_for_completion: wait until what was started is done.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds (or a ``timedelta``) between polls while waiting.
+    :param wait_timeout: how long to wait (seconds or a ``timedelta``).
+    """
+
+    def __init__(
+        self,
+        *,
+        runloop_conn_id: str,
+        reattach: bool,
+        cancel_on_kill: bool,
+        wait_for_completion: bool,
+        deferrable: bool,
+        poll_interval: float | timedelta,
+        wait_timeout: float | timedelta,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.runloop_conn_id = check_text("runloop_conn_id", runloop_conn_id)
+        self.reattach = check_flag("reattach", reattach)
+        self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
+        self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
+        self.deferrable = check_flag("deferrable", deferrable)
+        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
+        self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
+
+    @cached_property
+    def hook(self) -> RunloopHook:
+        """The hook for ``runloop_conn_id`` (built on first use, never at DAG parse time)."""
+        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
+
+
+class RunloopStartBenchmarkRunOperator(LifecycleOperator):
     """Start an interactive benchmark run of a benchmark, or reattach to the one an earlier try started.
 
     Runloop starts nothing in an interactive run: the DAG starts, scores and completes each scenario run
@@ -162,18 +203,20 @@ class RunloopStartBenchmarkRunOperator(BaseOperator):
         failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            runloop_conn_id=runloop_conn_id,
+            reattach=reattach,
+            cancel_on_kill=cancel_on_kill,
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+            **kwargs,
+        )
         self.benchmark_id = benchmark_id
         self.run_name = run_name
         self.metadata = metadata
         self.run_profile = run_profile
-        self.runloop_conn_id = runloop_conn_id
-        self.reattach = check_flag("reattach", reattach)
-        self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
-        self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
-        self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
-        self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
         self.policy = WaitPolicy(
             expected_scenario_count, accept_scored, fail_on_scenario_failure, max_consecutive_poll_failures,
             failure_settle_seconds,
@@ -188,7 +231,6 @@ class RunloopStartBenchmarkRunOperator(BaseOperator):
             check_run_metadata(metadata)
         if not rendered_later(run_profile):
             check_run_profile(run_profile)
-        check_text("runloop_conn_id", runloop_conn_id)
 
     # The wait's options, as attributes: read from the policy.
     expected_scenario_count = PolicyOption()
@@ -196,11 +238,6 @@ class RunloopStartBenchmarkRunOperator(BaseOperator):
     fail_on_scenario_failure = PolicyOption()
     max_consecutive_poll_failures = PolicyOption()
     failure_settle_seconds = PolicyOption()
-
-    @cached_property
-    def hook(self) -> RunloopHook:
-        """The hook for ``runloop_conn_id``."""
-        return RunloopHook(runloop_conn_id=self.runloop_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
