@@ -149,7 +149,7 @@ def test_a_held_failure_is_kept_where_the_next_poll_finds_it(held_verdict: Bench
 
 @pytest.fixture
 def held_verdict() -> BenchmarkRunVerdict:
-    from tests.unit.test_progress import sample_summaries
+    from tests.support.progress_runs import sample_summaries
 
     return BenchmarkRunVerdict(sample_summaries()[0], FailureHold(since=100.0, total_scenario_runs=3))
 

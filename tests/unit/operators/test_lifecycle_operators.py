@@ -1,5 +1,6 @@
-"""The lifecycle operators without a server: every argument checked at construction (templated values
-at run time), the task tag, template fields and links, and reading trigger events."""
+"""The lifecycle operators (start, complete, cancel) without a server: every argument checked at
+construction (templated values at run time), template fields and links, and reading trigger events.
+The job operator: test_jobs_operator.py; the task tag: test_tagging.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk import DAG, XComArg, task
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from support.lifecycle_operators import TaskInstanceStub as _TI
+from support.lifecycle_operators import job_operator as _job
 from support.summaries import make_summary
 
 from airflow_provider_runloop.exceptions import (
@@ -20,63 +22,8 @@ from airflow_provider_runloop.operators.runloop import (
     DEFAULT_WAIT_TIMEOUT,
     RunloopCancelBenchmarkRunOperator,
     RunloopCompleteBenchmarkRunOperator,
-    RunloopCreateBenchmarkJobOperator,
     RunloopStartBenchmarkRunOperator,
-    TaskTag,
 )
-
-
-class _TI:
-    def __init__(self, **identity: Any) -> None:
-        self.dag_id = identity.get("dag_id", "d")
-        self.run_id = identity.get("run_id", "manual__1")
-        self.task_id = identity.get("task_id", "t")
-        self.map_index = identity.get("map_index", -1)
-        self.try_number = identity.get("try_number", 1)
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_pull(self, key: str = "return_value", **_: Any) -> Any:
-        return self.xcom.get(key)
-
-
-def _tag(**identity: Any) -> TaskTag:
-    return TaskTag.from_context({"ti": _TI(**identity)})  # type: ignore[arg-type]
-
-
-# --- the tag ----------------------------------------------------------------------------------------
-
-
-def test_the_tag_is_the_same_on_every_try_and_differs_per_task_instance() -> None:
-    first, retry = _tag(try_number=1), _tag(try_number=4)
-    assert first.key == retry.key
-    assert len(first.key) == 16
-    others = [_tag(map_index=0), _tag(run_id="manual__2"), _tag(task_id="u"), _tag(dag_id="e")]
-    assert len({first.key, *(other.key for other in others)}) == 5
-
-
-def test_the_request_id_changes_with_the_try() -> None:
-    assert _tag(try_number=1).request_id("start-run") != _tag(try_number=2).request_id("start-run")
-    assert _tag().request_id("start-run") == f"airflow-runloop-start-run-{_tag().key}-1"
-
-
-def test_names_and_metadata() -> None:
-    tag = _tag(map_index=3)
-    assert tag.label == "d.t[3]"
-    assert tag.tagged_name() == f"d.t[3] [airflow {tag.key}]"
-    assert tag.tagged_name("nightly") == f"nightly [airflow {tag.key}]"
-    assert tag.metadata() == {
-        "airflow_dag_id": "d",
-        "airflow_run_id": "manual__1",
-        "airflow_task_id": "t",
-        "airflow_map_index": "3",
-        "airflow_tag": tag.key,
-    }
-
-
-def test_a_context_without_a_task_instance_is_refused() -> None:
-    with pytest.raises(ValueError, match="run it as an Airflow task"):
-        TaskTag.from_context({})  # type: ignore[typeddict-item]
-
 
 # --- RunloopStartBenchmarkRunOperator -----------------------------------------------------------------
 
@@ -220,159 +167,7 @@ def test_complete_checks_allow_active_scenario_runs() -> None:
         )
 
 
-# --- RunloopCreateBenchmarkJobOperator -----------------------------------------------------------------
-
-AGENTS = [{"name": "a", "agent_id": "agt_1", "model_name": "m", "timeout_seconds": 600, "kwargs": {"k": "v"}}]
-
-
-def _job(**kwargs: Any) -> RunloopCreateBenchmarkJobOperator:
-    options: dict[str, Any] = {"task_id": "job", "benchmark_id": "bmd_1", "agent_configs": AGENTS, **kwargs}
-    return RunloopCreateBenchmarkJobOperator(**options)
-
-
-def test_job_defaults_fields_and_link() -> None:
-    operator = _job()
-    assert set(operator.template_fields) == {
-        "agent_configs",
-        "benchmark_id",
-        "scenario_ids",
-        "orchestrator_config",
-        "job_name",
-        "runloop_conn_id",
-    }
-    assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark job"]
-    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_completion) == (True, True, True)
-    assert operator.fail_on_job_failure is True
-
-
-def test_the_job_spec_sent() -> None:
-    operator = _job(orchestrator_config={"n_attempts": 1, "n_concurrent_trials": 4})
-    assert operator._spec() == {
-        "type": "benchmark",
-        "benchmark_id": "bmd_1",
-        "agent_configs": [{"type": "job_agent", **AGENTS[0]}],
-        "orchestrator_config": {"n_attempts": 1, "n_concurrent_trials": 4},
-    }
-    scenarios = _job(benchmark_id=None, scenario_ids=["scn_1", "scn_2"])
-    assert scenarios._spec()["type"] == "scenarios"
-    assert scenarios._spec()["scenario_ids"] == ["scn_1", "scn_2"]
-    assert "orchestrator_config" not in scenarios._spec()
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"benchmark_id": None}, "Give exactly one of benchmark_id"),
-        ({"scenario_ids": ["scn_1"]}, "Give exactly one of benchmark_id"),
-        ({"benchmark_id": "bmd 1"}, "benchmark_id must be a Runloop id"),
-        ({"benchmark_id": None, "scenario_ids": []}, "scenario_ids must be a non-empty list"),
-        ({"benchmark_id": None, "scenario_ids": "scn_1"}, "scenario_ids must be a non-empty list"),
-        ({"benchmark_id": None, "scenario_ids": ["scn/1"]}, r"scenario_ids\[0\] must be a Runloop id"),
-        ({"agent_configs": []}, "agent_configs must be a non-empty list"),
-        ({"agent_configs": {"name": "a"}}, "agent_configs must be a non-empty list"),
-        ({"agent_configs": ["a"]}, r"agent_configs\[0\] must be a dict"),
-        ({"agent_configs": [{}]}, r"agent_configs\[0\]\['name'\]: Field required"),
-        ({"agent_configs": [{"name": "a"}, {"name": "a"}]}, "'a' is used twice"),
-        (
-            {"agent_configs": [{"name": "a", "modelName": "m"}]},
-            r"agent_configs\[0\]\['modelName'\] is not a key the API knows \(known: agent_environment",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "type": "external_api"}]},
-            r"\['type'\]: Input should be 'job_agent'",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "model_name": ""}]},
-            r"\['model_name'\]: String should have at least 1 character",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "agent_id": 3}]},
-            r"\['agent_id'\]: Input should be a valid string",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "timeout_seconds": 0}]},
-            r"\['timeout_seconds'\]: Input should be greater than 0",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "kwargs": {"n": 1}}]},
-            r"\['kwargs'\]\['n'\]: Input should be a valid string",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "agent_environment": {"env": {}}}]},
-            r"\['agent_environment'\]\['env'\] is not a key the API knows",
-        ),
-        (
-            {"agent_configs": [{"name": "a", "agent_environment": {"secrets": {"TOKEN": 1}}}]},
-            r"\['secrets'\]\['TOKEN'\]: Input should be a valid string",
-        ),
-        ({"orchestrator_config": []}, "orchestrator_config must be a dict"),
-        (
-            {"orchestrator_config": {"retries": 1}},
-            r"orchestrator_config\['retries'\] is not a key the API knows \(known: n_attempts",
-        ),
-        (
-            {"orchestrator_config": {"n_attempts": -1}},
-            r"\['n_attempts'\]: Input should be greater than or equal to 0",
-        ),
-        (
-            {"orchestrator_config": {"n_concurrent_trials": 0}},
-            r"\['n_concurrent_trials'\]: Input should be greater than or equal to 1",
-        ),
-        (
-            {"orchestrator_config": {"timeout_multiplier": 0}},
-            r"\['timeout_multiplier'\]: Input should be greater than 0",
-        ),
-        ({"orchestrator_config": {"quiet": "yes"}}, r"\['quiet'\]: Input should be a valid boolean"),
-        ({"job_name": ""}, "job_name must be a non-empty string"),
-        ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
-        ({"reattach": 1}, "reattach must be True or False"),
-        ({"cancel_on_kill": "yes"}, "cancel_on_kill must be True or False"),
-        ({"wait_for_completion": None}, "wait_for_completion must be True or False"),
-        ({"deferrable": "no"}, "deferrable must be True or False"),
-        ({"poll_interval": -1}, "poll_interval must be >= 0.01"),
-        ({"poll_interval": 0.001}, "poll_interval must be >= 0.01"),
-        ({"poll_interval": float("nan")}, "poll_interval must be a finite number"),
-        ({"poll_interval": timedelta(0)}, "poll_interval must be >= 0.01"),
-        ({"wait_timeout": 0}, "wait_timeout must be > 0"),
-        ({"max_consecutive_poll_failures": -1}, "max_consecutive_poll_failures must be a whole number"),
-        ({"fail_on_job_failure": "no"}, "fail_on_job_failure must be True or False"),
-    ],
-)
-def test_job_rejects_bad_arguments_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        _job(**kwargs)
-
-
-def test_job_arguments_from_templates_or_upstream_tasks_are_checked_at_run_time() -> None:
-    with DAG(dag_id="lifecycle_unit", schedule=None):
-
-        @task
-        def agents() -> list[dict[str, str]]:
-            return [{"name": "a"}]
-
-        upstream = agents()
-        assert isinstance(upstream, XComArg)
-        operator = _job(
-            benchmark_id="{{ params.benchmark_id }}",
-            agent_configs=upstream,
-            orchestrator_config="{{ params.orchestrator }}",
-            job_name="{{ ds }}",
-        )
-    operator.agent_configs = [{"name": ""}]  # what it resolved to
-    with pytest.raises(ValueError, match=r"agent_configs\[0\]\['name'\]"):
-        operator._spec()
-
-
-def test_job_reads_trigger_events() -> None:
-    operator = _job()
-    with pytest.raises(RunloopInvalidResponseError, match="cannot read"):
-        operator.execute_complete({"ti": _TI()}, event=None)  # type: ignore[arg-type]
-    with pytest.raises(RunloopError, match="boom"):
-        operator.execute_complete({"ti": _TI()}, event={"status": "error", "message": "boom"})  # type: ignore[arg-type]
-    with pytest.raises(RunloopError, match="The job goes on: a retry of this task reattaches"):
-        operator.execute_complete({"ti": _TI()}, event={"status": "timeout", "message": "late"})  # type: ignore[arg-type]
-    with pytest.raises(RunloopInvalidResponseError, match="event has no job"):
-        operator.execute_complete({"ti": _TI()}, event={"status": "success", "message": "", "job": None})  # type: ignore[arg-type]
+# --- argument errors name keys, never values ----------------------------------------------------------
 
 
 def test_argument_errors_name_keys_never_values() -> None:

@@ -1,149 +1,27 @@
-"""Tests for ``progress``: the state table, the completion rule, cheap polling and the summary."""
+"""Tests for ``progress.rule``: the completion rule, cheap polling on counts and the settle window."""
 
 from __future__ import annotations
 
-import gc
 import json
-import weakref
 from typing import Any
 
 import pytest
+from support.progress_runs import ABC, benchmark_run, judged, runs, scenario_run, tally_of
 
-from airflow_provider_runloop.exceptions import RunloopUnknownStateError
-from airflow_provider_runloop.models import BenchmarkRunView, ScenarioRunView
+from airflow_provider_runloop.models import ScenarioRunView
 from airflow_provider_runloop.progress import (
     MAX_LISTED_IDS,
-    BenchmarkRunSummary,
     BenchmarkRunVerdict,
     CountsOutcome,
     FailureHold,
     ScenarioRunCounts,
-    ScenarioRunTally,
-    ScenarioStateClass,
     assess_counts,
-    classify_scenario_state,
     expected_scenarios_matter,
-    format_progress,
     judge,
     settle_failure,
 )
 
-ACTIVE = ScenarioStateClass.ACTIVE
-SUCCESS = ScenarioStateClass.FINISHED_SUCCESS
-FAILURE = ScenarioStateClass.FINISHED_FAILURE
-
-
-def benchmark_run(state: str, *, run_id: str = "bmr_x", score: float | None = None) -> BenchmarkRunView:
-    data: dict[str, Any] = {"id": run_id, "state": state, "metadata": {}, "start_time_ms": 1_700_000_000_000}
-    if score is not None:
-        data["score"] = score
-    return BenchmarkRunView.model_validate(data)
-
-
-def scenario_run(
-    run_id: str,
-    scenario_id: str,
-    state: str,
-    *,
-    start: int | None = None,
-    score: float | None = None,
-    functions: dict[str, float] | None = None,
-) -> ScenarioRunView:
-    data: dict[str, Any] = {
-        "id": run_id,
-        "scenario_id": scenario_id,
-        "state": state,
-        "devbox_id": f"dbx_{run_id}",
-        "metadata": {},
-        "benchmark_run_id": "bmr_x",
-    }
-    if start is not None:
-        data["start_time_ms"] = start
-    if score is not None:
-        data["scoring_contract_result"] = {
-            "score": score,
-            "scoring_function_results": [
-                {"scoring_function_name": name, "score": value, "state": "complete", "output": ""}
-                for name, value in (functions or {}).items()
-            ],
-        }
-    return ScenarioRunView.model_validate(data)
-
-
-def runs(*specs: tuple[Any, ...]) -> list[ScenarioRunView]:
-    """``(scenario_id, state)`` or ``(scenario_id, state, start_time_ms)``; run ids are ``r<index>``."""
-    return [
-        scenario_run(f"r{index}", spec[0], spec[1], start=spec[2] if len(spec) > 2 else None)
-        for index, spec in enumerate(specs)
-    ]
-
-
-def tally_of(scenario_runs: list[ScenarioRunView]) -> ScenarioRunTally:
-    tally = ScenarioRunTally()
-    tally.extend(scenario_runs)
-    return tally
-
-
-def judged(run_state: str, scenario_runs: list[ScenarioRunView], **options: Any) -> BenchmarkRunVerdict:
-    return judge(benchmark_run(run_state), tally_of(scenario_runs), **options)
-
-
-# --- the state table ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("state", "accept_scored", "expected"),
-    [
-        ("running", False, ACTIVE),
-        ("running", True, ACTIVE),
-        ("scoring", False, ACTIVE),
-        ("scoring", True, ACTIVE),
-        ("scored", False, ACTIVE),
-        ("scored", True, SUCCESS),
-        ("completed", False, SUCCESS),
-        ("completed", True, SUCCESS),
-        ("failed", False, FAILURE),
-        ("failed", True, FAILURE),
-        ("timeout", False, FAILURE),
-        ("timeout", True, FAILURE),
-        ("canceled", False, FAILURE),
-        ("canceled", True, FAILURE),
-    ],
-)
-def test_state_table(state: str, accept_scored: bool, expected: ScenarioStateClass) -> None:
-    parsed = scenario_run("scr_1", "scn_1", state).state
-    assert classify_scenario_state(parsed, accept_scored=accept_scored) is expected
-    assert classify_scenario_state(state, accept_scored=accept_scored) is expected
-
-
-@pytest.mark.parametrize("state", ["paused", "RUNNING", "cancelled", ""])
-def test_unknown_scenario_state_fails_closed_naming_state_and_run(state: str) -> None:
-    with pytest.raises(RunloopUnknownStateError, match=rf"scr_odd.*{state!r}"):
-        classify_scenario_state(state, scenario_run_id="scr_odd")
-    tally = ScenarioRunTally()
-    with pytest.raises(RunloopUnknownStateError, match=rf"Scenario run scr_odd is in state {state!r}"):
-        tally.add(scenario_run("scr_odd", "scn_1", state))
-
-
-def test_unknown_state_of_a_superseded_run_still_fails_closed() -> None:
-    # Fail closed means never guess, even when a later retry of the same scenario exists.
-    tally = tally_of([scenario_run("scr_new", "scn_1", "completed", start=2)])
-    with pytest.raises(RunloopUnknownStateError, match="scr_old"):
-        tally.add(scenario_run("scr_old", "scn_1", "exploded", start=1))
-
-
-@pytest.mark.parametrize("state", ["paused", "pending", "cancelled", "COMPLETED"])
-def test_unknown_benchmark_run_state_fails_closed_naming_state_and_run(state: str) -> None:
-    run = benchmark_run(state, run_id="bmr_weird")
-    with pytest.raises(RunloopUnknownStateError, match=rf"Benchmark run bmr_weird is in state {state!r}"):
-        judge(run, ScenarioRunTally())
-    with pytest.raises(RunloopUnknownStateError, match=rf"bmr_weird.*{state!r}"):
-        assess_counts(run, ScenarioRunCounts(total=0, running=0, scoring=0, scored=0))
-
-
 # --- the completion rule ------------------------------------------------------------------------------
-
-ABC = ["scn_a", "scn_b", "scn_c"]
 
 
 @pytest.mark.parametrize(
@@ -593,25 +471,6 @@ def test_expected_scenarios_in_summary(options: dict[str, Any], expected_scenari
     assert judged("running", runs(), **options).summary.expected_scenarios == expected_scenarios
 
 
-def test_tally_counts_retries_and_distinct_scenarios() -> None:
-    tally = tally_of(runs(("scn_a", "failed", 1), ("scn_a", "failed", 2), ("scn_a", "completed", 3)))
-    assert (tally.total_runs, tally.started_scenarios) == (3, 1)
-
-
-def test_tally_does_not_keep_run_objects() -> None:
-    # A streamed listing must not pile up: memory is per distinct scenario, not per run.
-    scenario_runs = [
-        scenario_run(f"r{i}", f"scn_{i % 10}", "completed", start=i, score=0.5, functions={"tests": 0.5})
-        for i in range(200)
-    ]
-    refs = [weakref.ref(run) for run in scenario_runs]
-    tally = tally_of(scenario_runs)
-    del scenario_runs
-    gc.collect()
-    assert all(ref() is None for ref in refs)
-    assert (tally.total_runs, tally.started_scenarios) == (200, 10)
-
-
 @pytest.mark.parametrize(
     ("options", "error"),
     [
@@ -630,7 +489,37 @@ def test_bad_expected_arguments_are_rejected(options: dict[str, Any], error: typ
         )
 
 
-# --- cheap polling --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("scenario_runs", "options", "message"),
+    [
+        (
+            [
+                scenario_run("r0", "scn_a", "completed", score=1.0),
+                scenario_run("r1", "scn_b", "completed", score=0.25),
+            ],
+            {},
+            "bmr_x: 2/? finished (completed 2). Done; mean score 0.625.",
+        ),
+        (
+            runs(("scn_a", "completed"), ("scn_b", "failed")),
+            {"expected_scenario_ids": ABC},
+            "bmr_x: 2/3 finished (completed 1, failed 1). Failed: 1 scenario did not complete "
+            "(failed, timed out or canceled; latest runs: r1); 1 expected scenario never started (scn_c). "
+            "Set fail_on_scenario_failure=False to accept scenario failures.",
+        ),
+        (
+            runs(),
+            {},
+            "bmr_x: 0/? finished (no scenario runs yet). "
+            "Failed: the benchmark run is completed but no scenario run ever started.",
+        ),
+    ],
+)
+def test_done_messages(scenario_runs: list[ScenarioRunView], options: dict[str, Any], message: str) -> None:
+    assert judged("completed", scenario_runs, **options).message == message
+
+
+# --- cheap polling ------------------------------------------------------------------------------------
 
 NOT_DONE = CountsOutcome.NOT_DONE
 LIST = CountsOutcome.LIST_TO_CONFIRM
@@ -712,225 +601,7 @@ def test_assess_counts_failure_message() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "counts",
-    [
-        {"total": -1, "running": 0, "scoring": 0, "scored": 0},
-        {"total": 1, "running": -1, "scoring": 0, "scored": 0},
-        {"total": 1, "running": 0, "scoring": 1.0, "scored": 0},
-        {"total": 1, "running": 0, "scoring": 0, "scored": True},
-        {"total": None, "running": 0, "scoring": 0, "scored": 0},
-    ],
-)
-def test_scenario_run_counts_are_validated(counts: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="ScenarioRunCounts"):
-        ScenarioRunCounts(**counts)
-
-
-# --- progress lines ---------------------------------------------------------------------------------------
-
-
-def mixed_runs() -> list[ScenarioRunView]:
-    states = ["completed"] * 30 + ["failed"] * 2 + ["timeout"] + ["running"] * 70 + ["scoring"] * 13
-    return [scenario_run(f"r{i}", f"scn_{i}", state) for i, state in enumerate(states)]
-
-
-@pytest.mark.parametrize(
-    ("scenario_runs", "options", "line"),
-    [
-        (
-            mixed_runs(),
-            {"expected_count": 120},
-            "bmr_x: 33/120 finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
-        ),
-        (
-            mixed_runs(),
-            {},
-            "bmr_x: 33/? finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
-        ),
-        (runs(), {}, "bmr_x: 0/? finished (no scenario runs yet)"),
-        (runs(("scn_a", "running")), {"expected_count": 2}, "bmr_x: 0/2 finished (running 1)"),
-        (
-            runs(("scn_a", "scored"), ("scn_b", "completed")),
-            {"expected_count": 3},
-            "bmr_x: 1/3 finished (completed 1; scored 1)",
-        ),
-        (
-            runs(("scn_a", "scored"), ("scn_b", "completed"), ("scn_c", "running")),
-            {"expected_count": 3, "accept_scored": True},
-            "bmr_x: 2/3 finished (scored 1, completed 1; running 1)",
-        ),
-    ],
-)
-def test_progress_line_from_a_full_tally(
-    scenario_runs: list[ScenarioRunView], options: dict[str, Any], line: str
-) -> None:
-    verdict = judged("running", scenario_runs, **options)
-    assert format_progress(verdict.summary) == line
-    assert verdict.message == line  # while not done, the message is the progress line
-
-
-@pytest.mark.parametrize(
-    ("counts", "options", "line"),
-    [
-        ((120, 70, 13, 0), {"expected_count": 120}, "bmr_x: 37/120 finished (running 70, scoring 13)"),
-        ((120, 70, 13, 0), {}, "bmr_x: 37/? finished (running 70, scoring 13)"),
-        ((6, 1, 2, 3), {"expected_count": 6}, "bmr_x: 0/6 finished (running 1, scoring 2, scored 3)"),
-        (
-            (6, 1, 2, 3),
-            {"expected_count": 6, "accept_scored": True},
-            "bmr_x: 3/6 finished (scored 3; running 1, scoring 2)",
-        ),
-        ((0, 0, 0, 0), {"expected_count": 6}, "bmr_x: 0/6 finished (no scenario runs yet)"),
-        ((4, 0, 0, 0), {"expected_count": 6}, "bmr_x: 4/6 finished (no active runs)"),
-    ],
-)
-def test_progress_line_from_counts(
-    counts: tuple[int, int, int, int], options: dict[str, Any], line: str
-) -> None:
-    total, running, scoring, scored = counts
-    run_counts = ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored)
-    verdict = assess_counts(benchmark_run("running"), run_counts, **options)
-    assert format_progress(verdict.summary) == line
-    assert verdict.message == line
-
-
-@pytest.mark.parametrize(
-    ("scenario_runs", "options", "message"),
-    [
-        (
-            [
-                scenario_run("r0", "scn_a", "completed", score=1.0),
-                scenario_run("r1", "scn_b", "completed", score=0.25),
-            ],
-            {},
-            "bmr_x: 2/? finished (completed 2). Done; mean score 0.625.",
-        ),
-        (
-            runs(("scn_a", "completed"), ("scn_b", "failed")),
-            {"expected_scenario_ids": ABC},
-            "bmr_x: 2/3 finished (completed 1, failed 1). Failed: 1 scenario did not complete "
-            "(failed, timed out or canceled; latest runs: r1); 1 expected scenario never started (scn_c). "
-            "Set fail_on_scenario_failure=False to accept scenario failures.",
-        ),
-        (
-            runs(),
-            {},
-            "bmr_x: 0/? finished (no scenario runs yet). "
-            "Failed: the benchmark run is completed but no scenario run ever started.",
-        ),
-    ],
-)
-def test_done_messages(scenario_runs: list[ScenarioRunView], options: dict[str, Any], message: str) -> None:
-    assert judged("completed", scenario_runs, **options).message == message
-
-
-# --- the summary as XCom value and trigger event ----------------------------------------------------------
-
-
-def sample_summaries() -> list[BenchmarkRunSummary]:
-    scored = [
-        scenario_run("r0", "scn_a", "completed", start=1, score=0.1 + 0.2, functions={"tests": 1 / 3}),
-        scenario_run("r1", "scn_b", "failed", start=2),
-    ]
-    return [
-        judge(benchmark_run("completed", score=0.15), tally_of(scored), expected_scenario_ids=ABC).summary,
-        judged("running", mixed_runs(), expected_count=120).summary,
-        judged("running", runs()).summary,
-        assess_counts(
-            benchmark_run("canceled"),
-            ScenarioRunCounts(total=3, running=1, scoring=0, scored=2),
-            expected_count=3,
-        ).summary,
-    ]
-
-
-@pytest.mark.parametrize("summary", sample_summaries())
-def test_summary_round_trips_through_json(summary: BenchmarkRunSummary) -> None:
-    wire = json.dumps(summary.to_dict(), allow_nan=False)
-    assert BenchmarkRunSummary.from_dict(json.loads(wire)) == summary
-    assert BenchmarkRunSummary.from_dict(summary.to_dict()) == summary
-
-
-def test_summary_to_dict_holds_json_primitives_only() -> None:
-    def primitive(value: object) -> bool:
-        if isinstance(value, dict):
-            return all(isinstance(key, str) and primitive(item) for key, item in value.items())
-        if isinstance(value, list):
-            return all(primitive(item) for item in value)
-        return value is None or isinstance(value, (str, int, float, bool))
-
-    for summary in sample_summaries():
-        assert primitive(summary.to_dict())
-
-
-def test_summary_stays_small_for_a_huge_run() -> None:
-    # 10,000 runs: 5,000 failures, realistic 25-character ids, three scoring functions each, and
-    # 100 expected scenarios that never started.
-    scenario_runs = (
-        scenario_run(
-            f"scr_{i:021d}",
-            f"scn_{i:021d}",
-            "failed" if i % 2 else "completed",
-            start=i,
-            score=(i % 100) / 100,
-            functions={"unit_tests": 0.5, "lint": 1.0, "similarity": 0.25},
-        )
-        for i in range(10_000)
-    )
-    tally = ScenarioRunTally()
-    tally.extend(scenario_runs)
-    expected_ids = [f"scn_{i:021d}" for i in range(10_100)]
-    summary = judge(benchmark_run("completed"), tally, expected_scenario_ids=expected_ids).summary
-    wire = json.dumps(summary.to_dict())
-    assert len(wire.encode()) < 8 * 1024
-    assert summary.failed_scenario_count == 5_000
-    assert summary.failed_scenario_run_ids_truncated is True
-    assert summary.missing_scenario_count == 100
-    assert summary.missing_scenario_ids_truncated is True
-    assert BenchmarkRunSummary.from_dict(json.loads(wire)) == summary
-
-
-def test_from_dict_ignores_unknown_keys() -> None:
-    summary = sample_summaries()[0]
-    assert BenchmarkRunSummary.from_dict({**summary.to_dict(), "added_in_a_later_version": 1}) == summary
-
-
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("done", "yes"),
-        ("done", 1),
-        ("finished_scenarios", True),
-        ("finished_scenarios", "3"),
-        ("expected_scenarios", 2.5),
-        ("mean_score", "0.5"),
-        ("state_counts", [1, 2]),
-        ("state_counts", {"completed": "1"}),
-        ("failed_scenario_run_ids", "scr_1"),
-        ("missing_scenario_ids", [1]),
-        ("mean_score", float("nan")),
-        ("mean_score", float("inf")),
-        ("mean_score", 10**400),
-        ("benchmark_score", float("-inf")),
-        ("scoring_function_mean_scores", {"f": float("nan")}),
-    ],
-)
-def test_from_dict_rejects_wrong_types(key: str, value: object) -> None:
-    data = sample_summaries()[0].to_dict()
-    data[key] = value
-    with pytest.raises(ValueError, match=key):
-        BenchmarkRunSummary.from_dict(data)
-
-
-def test_from_dict_rejects_missing_fields() -> None:
-    data = sample_summaries()[0].to_dict()
-    del data["success"]
-    with pytest.raises(ValueError, match="'success' is missing"):
-        BenchmarkRunSummary.from_dict(data)
-
-
-# --- the settle window: a failure in an open run holds before it is final --------------------------------
+# --- the settle window: a failure in an open run holds before it is final -----------------------------
 
 FAILED_ONE = (("s1", "completed"), ("s2", "failed"))
 
