@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / ".ui-check"
@@ -57,6 +58,7 @@ DAG_ID = "example_runloop_wait_and_export"
 TASK_ID = "wait_for_run"
 CONN_ID = "runloop_default"
 LINK_NAME = "Runloop benchmark run"
+TRIGGER_CLASS = "airflow_provider_runloop.triggers.runloop.RunloopBenchmarkRunTrigger"
 # Emulated seconds per real second, as in the end-to-end suite.
 EMULATOR_SPEED = 20.0
 QUICK = {"start_interval": 0.5, "duration": [2, 6], "scoring": 1, "complete": 0.5}
@@ -190,6 +192,15 @@ def _extra_json(dialog: Locator) -> dict[str, Any]:
     return value
 
 
+def _shows(element: Locator) -> bool:
+    """Whether the element becomes visible within the UI time-out (a page may still be loading)."""
+    try:
+        element.wait_for(state="visible")
+    except PlaywrightTimeoutError:
+        return False
+    return True
+
+
 def _settle(element: Locator) -> None:
     """Wait until the element's finite animations (a toast sliding in) are over, for a screenshot."""
     element.evaluate(
@@ -202,7 +213,7 @@ def check_connection_form(report: Report, page: Page, stack: AirflowStack) -> No
     dialog = _open_new_runloop_form(page, stack)
     dialog.locator("input[name=connection_id]").fill("runloop_ui_check")
     for name, label in STANDARD_LABELS.items():
-        shown = dialog.get_by_text(label, exact=True).count() == 1
+        shown = _shows(dialog.get_by_text(label, exact=True))
         labels = dialog.locator("label").all_inner_texts()
         report.check(f"the {name} field is labelled {label!r}", shown, labels)
         seen = dialog.locator(f"input[name={name}]").get_attribute("placeholder")
@@ -219,9 +230,7 @@ def check_connection_form(report: Report, page: Page, stack: AirflowStack) -> No
 
     dialog.get_by_text("Extra Fields", exact=True).click()
     for label in EXTRA_LABELS:
-        report.check(
-            f"the extra field {label!r} is shown", dialog.get_by_text(label, exact=True).count() == 1
-        )
+        report.check(f"the extra field {label!r} is shown", _shows(dialog.get_by_text(label, exact=True)))
     for name in TIMEOUT_FIELDS:
         box = dialog.locator(f"input[name=element_{name}]")
         for typed in ("0", "-3"):
@@ -323,7 +332,12 @@ def check_extra_link(
     page.goto(f"{stack.api_url}/dags/{DAG_ID}/runs/{quoted}/tasks/{TASK_ID}/details")
     link = page.get_by_role("link", name=LINK_NAME, exact=True)
     link.wait_for()
-    report.check("the page shows the task as Deferred", page.get_by_text("Deferred", exact=True).count() >= 1)
+    # The extra links can show before the task instance has loaded: wait for the task's own details.
+    report.check(
+        "the page shows the task as Deferred, waiting in our trigger",
+        _shows(page.get_by_text("Deferred", exact=True).first) and _shows(page.get_by_text(TRIGGER_CLASS)),
+        page.locator("body").inner_text()[:300],
+    )
     href = link.get_attribute("href")
     report.check(f"the {LINK_NAME!r} extra link points at the run's dashboard page", href == expected, href)
     page.screenshot(path=OUT / "task-extra-link.png")
