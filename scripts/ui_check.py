@@ -335,7 +335,8 @@ def check_extra_link(
     # The extra links can show before the task instance has loaded: wait for the task's own details.
     report.check(
         "the page shows the task as Deferred, waiting in our trigger",
-        _shows(page.get_by_text("Deferred", exact=True).first) and _shows(page.get_by_text(TRIGGER_CLASS)),
+        _shows(page.get_by_text("Deferred", exact=True).first)
+        and _shows(page.get_by_role("cell", name=TRIGGER_CLASS, exact=True).first),
         page.locator("body").inner_text()[:300],
     )
     href = link.get_attribute("href")
