@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help env test lint typecheck docs unit e2e fuzz demo dist clean
+.PHONY: help env test lint typecheck docs unit e2e fuzz demo dist ui-check clean
 
 help:
 	@echo "make demo   - bootstrap, then wait for an emulated benchmark run with the deferrable sensor, export"
@@ -25,6 +25,8 @@ help:
 	@echo "make dist   - build the wheel, the sdist and constraints.txt (the lock's pins) into dist/, check"
 	@echo "              their metadata and contents, install them into new virtualenvs beside Airflow"
 	@echo "              and run the README's install block as written (make test runs it too)"
+	@echo "make ui-check - the connection form and a deferred sensor's extra link in headless Chromium"
+	@echo "              (real Airflow + emulator on 127.0.0.1; screenshots in .ui-check/; not part of test)"
 	@echo "make env    - only bootstrap .venv from uv.lock"
 
 $(UV):
@@ -68,5 +70,19 @@ dist: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python scripts/demo.py
 
+# Chromium comes from Debian (Playwright's own browser download is not used): installed here when it is
+# missing and we are root, else the one command to run is printed.
+CHROMIUM_APT := chromium-headless-shell
+
+ui-check: $(STAMP)
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || \
+	  [ -n "$$RUNLOOP_UI_CHECK_CHROMIUM" ] || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHROMIUM_APT); \
+	    else \
+	      echo "Chromium is missing; install it with: sudo apt-get install -y $(CHROMIUM_APT)" >&2; exit 2; \
+	    fi; }
+	$(VENV)/bin/python scripts/ui_check.py
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache site .demo
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache site .demo .ui-check

@@ -2,6 +2,17 @@
 
 The ``runloop`` connection form is declared here (``conn-fields`` and ``ui-field-behaviour``), so the
 UI needs no hook import and no wtforms. Only modules that exist are listed.
+
+What Airflow 3.3's form does with the declaration, and so why it reads as it does (``make ui-check``
+proves each point in a browser):
+
+* a standard field (``password``, ``host``) can only be hidden, relabelled or given a placeholder; the
+  form cannot mark one required, so the API key's label says so and the hook refuses an empty key;
+* a number field takes only ``minimum``/``maximum`` from its schema (clamping to them when it loses
+  focus) and ignores ``exclusiveMinimum``: the timeouts' ``minimum`` of 1 is what keeps the form from
+  saving ``0``, which the hook refuses;
+* nor does it hold an ``integer`` field to whole numbers: ``2.5`` can be typed as *Max retries*, and the
+  hook refuses it, naming the field, when the connection is read.
 """
 
 from __future__ import annotations
@@ -13,6 +24,9 @@ from airflow_provider_runloop import __version__
 __all__ = ["get_provider_info"]
 
 _INTEGRATION = "Runloop"
+# The hook takes any finite number of seconds above 0; the form's floor is a timeout that can work
+# against a remote API (sub-second values still go in the extra's JSON).
+_TIMEOUT_FLOOR_SECONDS = 1
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -65,7 +79,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "Runloop",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login", "port"],
-                    "relabeling": {"host": "Base URL", "password": "API key"},
+                    "relabeling": {"host": "Base URL", "password": "API key (required)"},
                     "placeholders": {
                         "host": "https://api.runloop.ai",
                         "password": "Runloop API key",
@@ -74,12 +88,21 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "timeout": {
                         "label": "Read timeout (seconds)",
-                        "description": "Read, write and pool timeout of each request.",
-                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 0},
+                        "description": "Read, write and pool timeout of each request; at least 1.",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 30,
+                            "minimum": _TIMEOUT_FLOOR_SECONDS,
+                        },
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (seconds)",
-                        "schema": {"type": ["number", "null"], "default": 5, "minimum": 0},
+                        "description": "Time to open a connection; at least 1.",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 5,
+                            "minimum": _TIMEOUT_FLOOR_SECONDS,
+                        },
                     },
                     "max_retries": {
                         "label": "Max retries",

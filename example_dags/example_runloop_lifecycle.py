@@ -54,17 +54,22 @@ with DAG(
     @task
     def run_scenarios(started: dict[str, Any]) -> list[str]:
         """Start each scenario of the run, let the agent work, score it, and close it once scored."""
-        hook = RunloopHook()
         scenario_run_ids = []
-        for scenario_id in started["scenario_ids"]:
-            scenario_run = hook.start_scenario_run(scenario_id, benchmark_run_id=started["benchmark_run_id"])
-            # ... your agent works on the devbox scenario_run.devbox_id here ...
-            hook.score_scenario_run(scenario_run.id)
-            while (scenario_run := hook.get_scenario_run(scenario_run.id)).state in ("running", "scoring"):
-                time.sleep(POLL_SECONDS)
-            if scenario_run.state == "scored":
-                hook.complete_scenario_run(scenario_run.id)
-            scenario_run_ids.append(scenario_run.id)
+        with RunloopHook() as hook:  # closes its connections when done
+            for scenario_id in started["scenario_ids"]:
+                scenario_run = hook.start_scenario_run(
+                    scenario_id, benchmark_run_id=started["benchmark_run_id"]
+                )
+                # ... your agent works on the devbox scenario_run.devbox_id here ...
+                hook.score_scenario_run(scenario_run.id)
+                while (scenario_run := hook.get_scenario_run(scenario_run.id)).state in (
+                    "running",
+                    "scoring",
+                ):
+                    time.sleep(POLL_SECONDS)
+                if scenario_run.state == "scored":
+                    hook.complete_scenario_run(scenario_run.id)
+                scenario_run_ids.append(scenario_run.id)
         return scenario_run_ids
 
     scenarios = run_scenarios(start_run.output)

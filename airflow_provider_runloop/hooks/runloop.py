@@ -84,6 +84,20 @@ class RunloopHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(runloop_conn_id={self.runloop_conn_id!r})"
 
+    def __enter__(self) -> RunloopHook:
+        """``with RunloopHook() as hook:`` closes the hook's clients when the block ends."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RunloopHook:
+        """``async with RunloopHook() as hook:`` closes the async client when the block ends."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- clients ------------------------------------------------------------------------------------
 
     def get_conn(self) -> RunloopClient:

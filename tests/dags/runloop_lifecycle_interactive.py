@@ -39,16 +39,16 @@ with DAG(
     @task
     def run_scenarios(started: dict[str, Any], params: dict[str, Any] | None = None) -> list[str]:
         assert params is not None
-        hook = RunloopHook()
         ids = []
-        for scenario_id in started["scenario_ids"]:
-            run = hook.start_scenario_run(scenario_id, benchmark_run_id=started["benchmark_run_id"])
-            hook.score_scenario_run(run.id)
-            while (run := hook.get_scenario_run(run.id)).state in ("running", "scoring"):
-                time.sleep(params["poll_seconds"])
-            if run.state == "scored":
-                hook.complete_scenario_run(run.id)
-            ids.append(run.id)
+        with RunloopHook() as hook:
+            for scenario_id in started["scenario_ids"]:
+                run = hook.start_scenario_run(scenario_id, benchmark_run_id=started["benchmark_run_id"])
+                hook.score_scenario_run(run.id)
+                while (run := hook.get_scenario_run(run.id)).state in ("running", "scoring"):
+                    time.sleep(params["poll_seconds"])
+                if run.state == "scored":
+                    hook.complete_scenario_run(run.id)
+                ids.append(run.id)
         return ids
 
     wait = RunloopBenchmarkRunSensor(task_id="wait", benchmark_run_id=RUN_ID, poke_interval=0.1, timeout=120)

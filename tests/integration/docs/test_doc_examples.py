@@ -218,7 +218,8 @@ def test_reading_exported_results_back(
         elif exported["format"] == "json":
             records = json.load(file)
         elif exported["format"] == "csv":
-            records = list(csv.DictReader(io.TextIOWrapper(file, "utf-8", newline="")))
+            with io.TextIOWrapper(file, "utf-8", newline="") as text:
+                records = list(csv.DictReader(text))
         else:
             records = pq.read_table(file).to_pylist()
     # --8<-- [end:howto_operator_runloop_results_read_any_format]

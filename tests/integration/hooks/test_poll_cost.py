@@ -77,20 +77,28 @@ class _TaskInstance:
         self.xcom[key] = value
 
 
-def _sensor_poll(mode: str, run_id: str, store: FakeStateStore) -> Callable[[], None]:
+def _sensor_poll(
+    mode: str, run_id: str, store: FakeStateStore
+) -> tuple[Callable[[], None], Callable[[], None]]:
     # Reschedule mode: every poke is a fresh task object (a fresh process in Airflow).
-    sensor: RunloopBenchmarkRunSensor | None = None
+    sensors: list[RunloopBenchmarkRunSensor] = []
 
     def poll() -> None:
-        nonlocal sensor
-        if sensor is None or mode == "reschedule":
-            sensor = RunloopBenchmarkRunSensor(task_id=f"wait_{mode}", benchmark_run_id=run_id, mode=mode)
-        sensor.poke({"ti": _TaskInstance(), "task_state_store": store})  # type: ignore[arg-type]
+        if not sensors or mode == "reschedule":
+            if sensors:
+                sensors[-1].hook.close()  # as its execute() would, in Airflow
+            sensors.append(
+                RunloopBenchmarkRunSensor(task_id=f"wait_{mode}", benchmark_run_id=run_id, mode=mode)
+            )
+        sensors[-1].poke({"ti": _TaskInstance(), "task_state_store": store})  # type: ignore[arg-type]
 
-    return poll
+    def close() -> None:
+        sensors[-1].hook.close()
+
+    return poll, close
 
 
-def _trigger_poll(run_id: str) -> Callable[[], None]:
+def _trigger_poll(run_id: str) -> tuple[Callable[[], None], Callable[[], None]]:
     trigger = RunloopBenchmarkRunTrigger(benchmark_run_id=run_id, deadline=time.time() + 3600)
     hook = RunloopHook()
     loop = asyncio.new_event_loop()
@@ -98,7 +106,11 @@ def _trigger_poll(run_id: str) -> Callable[[], None]:
     def poll() -> None:
         loop.run_until_complete(trigger._poll(hook))
 
-    return poll
+    def close() -> None:
+        loop.run_until_complete(hook.aclose())
+        loop.close()
+
+    return poll, close
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
@@ -111,8 +123,21 @@ def test_every_poll_fetches_the_run_once_in_every_mode(
     benchmark = emulator.seed_benchmark(SCRIPT)
     run_id = emulator.start_scripted_run(benchmark.benchmark_id)
     store = FakeStateStore()
-    poll = _trigger_poll(run_id) if mode == "deferrable" else _sensor_poll(mode, run_id, store)
+    poll, close = _trigger_poll(run_id) if mode == "deferrable" else _sensor_poll(mode, run_id, store)
     run_path = f"/v1/benchmark_runs/{run_id}"
+    try:
+        _three_cheap_polls_then_the_last(emulator, counting, poll, run_path, benchmark.benchmark_id)
+    finally:
+        close()
+
+
+def _three_cheap_polls_then_the_last(
+    emulator: RunloopEmulator,
+    counting: CountingApp,
+    poll: Callable[[], None],
+    run_path: str,
+    benchmark_id: str,
+) -> None:
     for _ in range(3):
         emulator.advance(10)
         emulator.clear_requests()
@@ -127,4 +152,4 @@ def test_every_poll_fetches_the_run_once_in_every_mode(
     emulator.clear_requests()
     poll()
     assert len(emulator.requests(path=run_path)) == 1
-    assert len(emulator.requests(path=f"/v1/benchmarks/{benchmark.benchmark_id}")) == 1
+    assert len(emulator.requests(path=f"/v1/benchmarks/{benchmark_id}")) == 1
