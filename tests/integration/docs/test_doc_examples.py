@@ -146,9 +146,11 @@ def test_emulator_quickstart() -> None:
         "timing": {"start_interval": 10, "duration": 30, "scoring": 5, "complete": 1},
         "scenarios": [{"attempts": ["failed", "completed"]}, {"outcome": "setup_failed"}],
     }
-    with RunloopEmulator(clock=ManualClock(), seed=1) as emulator:
+    with (
+        RunloopEmulator(clock=ManualClock(), seed=1) as emulator,
+        httpx.Client(base_url=emulator.base_url, headers=emulator.auth_headers) as api,
+    ):
         run_id = emulator.start_scripted_run(script=script)
-        api = httpx.Client(base_url=emulator.base_url, headers=emulator.auth_headers)
 
         # One poll of a sensor: the run, plus a state-filtered count (limit=1, total_count).
         emulator.advance(25)
