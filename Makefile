@@ -60,7 +60,7 @@ fuzz: $(STAMP)
 	RUNLOOP_HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest tests/unit -q
 
 test: lint typecheck docs
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=10
 
 # The release build: scripts/dist_check.py says what it checks. tests/integration/test_dist.py runs the same
 # script into a temporary directory, so `make test` fails when `make dist` would.
