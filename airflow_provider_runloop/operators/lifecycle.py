@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -114,6 +115,14 @@ class LifecycleOperator(BaseOperator):
         self.deferrable = check_flag("deferrable", deferrable)
         self.poll_interval = check_poll_interval("poll_interval", poll_interval)
         self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
+        if self.deferrable and not self.wait_for_completion:
+            # As dbt Cloud's operator does: deferring is about the wait, and there is none.
+            warnings.warn(
+                f"{type(self).__name__} {self.task_id!r}: deferrable=True has no effect with "
+                "wait_for_completion=False (the task does not wait, so nothing is deferred)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     @cached_property
     def hook(self) -> RunloopHook:

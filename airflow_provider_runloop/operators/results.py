@@ -22,6 +22,7 @@ from airflow_provider_runloop.arguments import (
     check_flag,
     check_number,
     check_optional_count,
+    check_text,
     check_when_known,
 )
 from airflow_provider_runloop.client import MAX_PAGE_SIZE, validate_id
@@ -86,7 +87,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
     See ``docs/results.md`` for the record schema, the formats and the XCom value.
 
     :param benchmark_run_id: the benchmark run to export (templated).
-    :param runloop_conn_id: the Runloop connection.
+    :param runloop_conn_id: the Runloop connection (templated).
     :param destination: where to write the records (templated): an ``ObjectStoragePath`` or a URL such
         as ``file:///data/results/bmr_123.jsonl`` or ``s3://bucket/results/bmr_123.parquet``. ``None``
         (the default) puts the records into XCom instead, if they fit. When it is known at parse time
@@ -117,7 +118,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
     :param page_size: scenario runs per listing request (1 to 5000; default 5000).
     """
 
-    template_fields: Sequence[str] = ("benchmark_run_id", "destination")
+    template_fields: Sequence[str] = ("benchmark_run_id", "destination", "runloop_conn_id")
     operator_extra_links = (RunloopBenchmarkRunLink(),)
     ui_color = "#e8f4ff"
 
@@ -142,7 +143,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.benchmark_run_id = benchmark_run_id
-        self.runloop_conn_id = runloop_conn_id
+        self.runloop_conn_id = check_text("runloop_conn_id", runloop_conn_id)
         self.destination = destination
         self.storage_conn_id = storage_conn_id
         self.format = ResultsFormat.parse(format)

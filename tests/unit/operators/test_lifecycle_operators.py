@@ -4,6 +4,7 @@ The job operator: test_jobs_operator.py; the task tag: test_tagging.py."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -178,3 +179,12 @@ def test_argument_errors_name_keys_never_values() -> None:
     with pytest.raises(ValueError, match=r"\['KEY'\]: Input should be a valid string") as bad_agent:
         _job(agent_configs=[{"name": "a", "agent_environment": environment}])
     assert "13572468" not in str(bad_agent.value)
+
+
+def test_deferrable_without_waiting_warns_that_it_does_nothing() -> None:
+    with pytest.warns(UserWarning, match="deferrable=True has no effect with wait_for_completion=False"):
+        _start(deferrable=True, wait_for_completion=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _start(deferrable=True, wait_for_completion=True)
+        _start(deferrable=False, wait_for_completion=False)

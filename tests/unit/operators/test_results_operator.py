@@ -142,7 +142,7 @@ def _files(directory: Path) -> list[str]:
 
 def test_templated_fields_link_and_no_hook_at_construction() -> None:
     operator = _operator(runloop_conn_id="does_not_exist")
-    assert set(operator.template_fields) == {"benchmark_run_id", "destination"}
+    assert set(operator.template_fields) == {"benchmark_run_id", "destination", "runloop_conn_id"}
     assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark run"]
     assert "hook" not in operator.__dict__  # no connection lookup, no network, at parse time
 
@@ -171,6 +171,7 @@ def test_templated_fields_link_and_no_hook_at_construction() -> None:
         ({"page_size": 0}, ValueError, "page_size must be a whole number >= 1"),
         ({"allow_partial": "yes"}, ValueError, "allow_partial must be True or False"),
         ({"include_scorer_output": None}, ValueError, "include_scorer_output must be True or False"),
+        ({"runloop_conn_id": ""}, ValueError, "runloop_conn_id must be a non-empty string"),
     ],
 )
 def test_bad_arguments_are_rejected_at_construction(
