@@ -148,7 +148,10 @@ def validate_id(name: str, value: object) -> str:
             f"{name} must be a Runloop id made of letters, digits, '_' and '-', got a {type(value).__name__}"
         )
     if not _ID_PATTERN.fullmatch(value):
-        shown = repr(value) if len(value) <= _SHOWN_ID_CHARS else f"{value[:_SHOWN_ID_CHARS]!r}…"
+        # Cut the repr, not the value: escapes (a \U0001f600 is 10 characters) make a repr grow.
+        shown = repr(value)
+        if len(shown) > _SHOWN_ID_CHARS:
+            shown = shown[:_SHOWN_ID_CHARS] + "…"
         raise ValueError(f"{name} must be a Runloop id made of letters, digits, '_' and '-', got {shown}")
     return value
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from support.summaries import make_summary
 
@@ -233,6 +233,8 @@ _ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @given(value=st.one_of(st.text(), json_values, st.binary(max_size=10)))
+# Found by make fuzz: 80 characters whose repr is 10 characters each (\U0001xxxx) made a 300-char message.
+@example(value="0" * 34 + "\x1f" * 6 + "\U00018cd6" * 40)
 def test_validate_id_returns_a_safe_id_or_a_value_error_naming_the_argument(value: Any) -> None:
     checked, error = _raised(lambda: validate_id("benchmark_run_id", value))
     if error is not None:
