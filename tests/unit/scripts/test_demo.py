@@ -3,30 +3,19 @@ shows of ``airflow dags test``, the summary of the results file, and starting/st
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from support.dag_files import load_script
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("runloop_demo", REPO / "scripts" / "demo.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = load_script("demo")
 
 
 # --- which target ---------------------------------------------------------------------------------------

@@ -6,28 +6,16 @@ The real build, installs and Airflow CLI runs are ``tests/integration/test_dist.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from support.dag_files import load_script
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _load_dist_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("runloop_dist_check", REPO / "scripts" / "dist_check.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-dist_check = _load_dist_check()
+dist_check = load_script("dist_check")
 
 VERSION = "1.2.3"
 PKG = "airflow_provider_runloop"

@@ -4,27 +4,12 @@ The browser checks themselves need Chromium and a running Airflow; ``make ui-che
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from support.dag_files import load_script
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _load_ui_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("runloop_ui_check", REPO / "scripts" / "ui_check.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-ui_check = _load_ui_check()
+ui_check = load_script("ui_check")
 
 
 def _executable(folder: Path, name: str) -> Path:
