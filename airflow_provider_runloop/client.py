@@ -15,6 +15,7 @@ This module does not import Airflow: it is usable (and tested) on its own.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -62,6 +63,7 @@ from airflow_provider_runloop.models import (
     ScenarioRunState,
     ScenarioRunView,
 )
+from airflow_provider_runloop.pool import PoolSettings, borrow, give_back
 from airflow_provider_runloop.redaction import redact_credentials
 
 __all__ = [
@@ -292,11 +294,20 @@ class _ClientCore:
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        http2: bool = False,
     ) -> None:
         self._api_key = check_api_key(api_key, source="the api_key argument (the connection's password)")
         self.base_url = _normalise_base_url(base_url)
         self.retry = retry or RetryPolicy()
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._settings = PoolSettings(
+            base_url=self.base_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            verify=verify,
+            http2=bool(http2),
+            user_agent=f"airflow-provider-runloop/{__version__} httpx/{httpx.__version__}",
+        )
 
     def __repr__(self) -> str:
         # Never the key.
@@ -305,18 +316,6 @@ class _ClientCore:
     def _redact(self, text: str) -> str:
         """``text`` without the API key or any other credential: apply to all the server says."""
         return redact_credentials(text, (self._api_key,))
-
-    def _http_options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "timeout": self._timeout,
-            "headers": {
-                "Authorization": f"Bearer {self._api_key}",
-                "Accept": "application/json",
-                "User-Agent": f"airflow-provider-runloop/{__version__} httpx/{httpx.__version__}",
-            },
-            "follow_redirects": True,
-        }
 
     # -- building calls ---------------------------------------------------------------------------
 
@@ -349,7 +348,8 @@ class _ClientCore:
         return _Call("POST", path, model, body=body, idempotency_key=key)
 
     def _build_request(self, http: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
-        headers = {}
+        # The key goes on each request, not on the (possibly shared) httpx client.
+        headers = {"Authorization": f"Bearer {self._api_key}"}
         if call.idempotency_key is not None:
             # The same key on every retry of this call, so the server can de-duplicate it.
             headers["x-request-id"] = call.idempotency_key
@@ -627,8 +627,14 @@ class RunloopClient(_ClientCore):
     :param connect_timeout: connect time-out in seconds.
     :param retry: the retry policy (see :class:`RetryPolicy`).
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param http2: speak HTTP/2: negotiated over TLS (``https://``, falling back to HTTP/1.1 when the
+        server offers only that), or with prior knowledge on a cleartext ``http://`` URL (the server
+        must speak h2c, as the bundled emulator does). Default: HTTP/1.1 with keep-alive.
     :param transport: an httpx transport to send through (tests use a mock transport).
     :param sleep: the function used to wait between retries (tests pass a recorder).
+
+    Idle connections are kept for :data:`~airflow_provider_runloop.pool.KEEPALIVE_EXPIRY` seconds, so
+    a task that polls reuses its connection instead of opening one per poll.
     """
 
     def __init__(
@@ -640,13 +646,20 @@ class RunloopClient(_ClientCore):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
         verify: bool | str = True,
+        http2: bool = False,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
-            api_key, base_url=base_url, timeout=timeout, connect_timeout=connect_timeout, retry=retry
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retry=retry,
+            verify=verify,
+            http2=http2,
         )
-        self._http = httpx.Client(**self._http_options(), verify=verify, transport=transport)
+        self._http = self._settings.sync_client(transport)
         self._sleep = sleep
 
     def __enter__(self) -> RunloopClient:
@@ -839,6 +852,13 @@ class AsyncRunloopClient(_ClientCore):
 
     Same arguments and methods, awaited; listings are async iterators. ``sleep`` must be a coroutine
     function (default :func:`asyncio.sleep`), so waiting for a retry never blocks the loop.
+
+    **One pool per event loop.** Every async client of the same settings (base URL, TLS, time-outs,
+    protocol) on one event loop sends through one shared ``httpx.AsyncClient``
+    (:mod:`~airflow_provider_runloop.pool`): a triggerer's thousand waits share one warm pool instead of
+    a thousand. Its API key goes on each of its own requests, never on the shared client. It is
+    borrowed at the first request and given back by :meth:`aclose` (the last client to close it closes
+    the pool). A client given a ``transport`` has its own ``httpx.AsyncClient`` instead.
     """
 
     def __init__(
@@ -850,14 +870,36 @@ class AsyncRunloopClient(_ClientCore):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
         verify: bool | str = True,
+        http2: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(
-            api_key, base_url=base_url, timeout=timeout, connect_timeout=connect_timeout, retry=retry
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retry=retry,
+            verify=verify,
+            http2=http2,
         )
-        self._http = httpx.AsyncClient(**self._http_options(), verify=verify, transport=transport)
+        self._own: httpx.AsyncClient | None = None
+        if transport is not None:
+            self._own = self._settings.async_client(transport)
+        self._borrowed: httpx.AsyncClient | None = None
+        self._borrowed_on: asyncio.AbstractEventLoop | None = None
         self._sleep = sleep
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The httpx client to send through: this client's own, or the running loop's shared one."""
+        if self._own is not None:
+            return self._own
+        loop = asyncio.get_running_loop()
+        if self._borrowed is None or self._borrowed_on is not loop:
+            # First request, or a new loop (asyncio.run twice): a pool's connections are its loop's.
+            self._borrowed, self._borrowed_on = borrow(self._settings), loop
+        return self._borrowed
 
     async def __aenter__(self) -> AsyncRunloopClient:
         return self
@@ -868,8 +910,14 @@ class AsyncRunloopClient(_ClientCore):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close this client: its own pool, or its share of the loop's shared pool."""
+        if self._own is not None:
+            await self._own.aclose()
+            return
+        borrowed, self._borrowed = self._borrowed, None
+        if borrowed is not None and self._borrowed_on is asyncio.get_running_loop():
+            await give_back(self._settings, borrowed)
+        self._borrowed_on = None
 
     async def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
         """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""

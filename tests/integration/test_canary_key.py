@@ -104,7 +104,7 @@ def test_a_header_h11_refuses_is_not_retried_and_not_quoted(
     caplog.set_level(logging.INFO, logger="httpcore")
     with RunloopClient(emulator.api_key, base_url=emulator.base_url, retry=FAST) as client:
         # What every request carried before keys were checked: h11 refuses the line break.
-        client._http.headers["Authorization"] = f"Bearer {CANARY_API_KEY}\n"
+        client._api_key = f"{CANARY_API_KEY}\n"
         with pytest.raises(RunloopInvalidRequestError, match=r"Bearer \*\*\*") as caught:
             client.get_benchmark_run("bmr_1")
     assert emulator.requests() == []  # never sent, never retried

@@ -1,4 +1,4 @@
-"""An ASGI wrapper that counts requests and response body bytes, to measure what a poll costs."""
+"""An ASGI wrapper that counts requests, response body bytes and connections, to measure what a poll costs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 class Traffic:
     requests: int
     body_bytes: int
+    connections: int  # distinct client (address, port) pairs: the TCP connections requests came on
 
 
 class CountingApp:
@@ -25,6 +26,7 @@ class CountingApp:
         self._lock = threading.Lock()
         self._requests = 0
         self._bytes = 0
+        self._clients: set[tuple[str, int]] = set()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -32,6 +34,9 @@ class CountingApp:
             return
         with self._lock:
             self._requests += 1
+            client = scope.get("client")
+            if client is not None:
+                self._clients.add((client[0], client[1]))
 
         async def counting_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.body":
@@ -45,7 +50,8 @@ class CountingApp:
         with self._lock:
             self._requests = 0
             self._bytes = 0
+            self._clients.clear()
 
     def snapshot(self) -> Traffic:
         with self._lock:
-            return Traffic(self._requests, self._bytes)
+            return Traffic(self._requests, self._bytes, len(self._clients))
