@@ -267,6 +267,9 @@ class RunWait:
     :param key_suffix: appended to the memory keys (the reschedule-mode sensor keeps one set per try).
     :param failure_hold: a failure already held (the deferring task's, carried in trigger kwargs).
     :param poll_failures: failed polls in a row so far (the deferring task's, carried in trigger kwargs).
+    :param benchmark_scenario_count: the number of the benchmark's scenarios, when the task that
+        deferred read it (carried in trigger kwargs, so the triggerer never reads the benchmark's ids to
+        count them); only used when the policy expects the benchmark's scenarios.
     """
 
     def __init__(
@@ -277,8 +280,12 @@ class RunWait:
         key_suffix: str = "",
         failure_hold: FailureHold | None = None,
         poll_failures: int = 0,
+        benchmark_scenario_count: int | None = None,
     ) -> None:
         self.policy = policy
+        self.benchmark_scenario_count = check_optional_count(
+            "benchmark_scenario_count", benchmark_scenario_count
+        )
         self._memory: WaitMemory = memory if memory is not None else _InMemory()
         self._hold_key = f"runloop_failure_hold{key_suffix}"
         self._failures_key = f"runloop_poll_failures{key_suffix}"
@@ -301,9 +308,7 @@ class RunWait:
         :raises RunloopError: what ended the wait: a fatal error, or the last of too many failed polls.
         """
         hold = self.failure_hold
-        verdict = self.budget.run(
-            lambda: check(benchmark_run_id, **self.policy.check_kwargs(), failure_hold=hold), log
-        )
+        verdict = self.budget.run(lambda: check(benchmark_run_id, **self._check_kwargs(hold)), log)
         return None if verdict is None else self._polled(verdict, hold)
 
     async def apoll(
@@ -311,14 +316,19 @@ class RunWait:
     ) -> BenchmarkRunVerdict | None:
         """Async twin of :meth:`poll` (``check`` is the hook's ``acheck_benchmark_run``)."""
         hold = self.failure_hold
-        verdict = await self.budget.arun(
-            lambda: check(benchmark_run_id, **self.policy.check_kwargs(), failure_hold=hold), log
-        )
+        verdict = await self.budget.arun(lambda: check(benchmark_run_id, **self._check_kwargs(hold)), log)
         return None if verdict is None else self._polled(verdict, hold)
+
+    def _check_kwargs(self, hold: FailureHold | None) -> dict[str, Any]:
+        kwargs = {**self.policy.check_kwargs(), "failure_hold": hold}
+        if self.benchmark_scenario_count is not None and self.policy.expected_scenario_count is None:
+            kwargs["benchmark_scenario_count"] = self.benchmark_scenario_count
+        return kwargs
 
     def _polled(self, verdict: BenchmarkRunVerdict, hold: FailureHold | None) -> BenchmarkRunVerdict:
         if verdict.failure_hold != hold:
-            self._memory.set(self._hold_key, verdict.failure_hold.to_dict() if verdict.failure_hold else None)
+            # ``{}`` for "no hold": Airflow's task state store refuses None (FailureHold reads {} as none).
+            self._memory.set(self._hold_key, verdict.failure_hold.to_dict() if verdict.failure_hold else {})
         return verdict
 
     def trigger_kwargs(self) -> dict[str, Any]:
@@ -328,6 +338,9 @@ class RunWait:
         kwargs = {**self.policy.to_trigger_kwargs(), "failure_hold": hold.to_dict() if hold else None}
         if self.budget.failures:
             kwargs["poll_failures"] = self.budget.failures
+        if self.benchmark_scenario_count is not None and self.policy.expected_scenario_count is None:
+            # A number, never the ids: the kwargs stay a few hundred bytes whatever the benchmark's size.
+            kwargs["benchmark_scenario_count"] = self.benchmark_scenario_count
         return kwargs
 
 

@@ -50,15 +50,8 @@ from airflow_provider_runloop.progress import (
     judge,
     settle_failure,
 )
+from airflow_provider_runloop.progress.plan import CountPlan, full_counts
 from airflow_provider_runloop.redaction import redact_credentials
-
-# One cheap poll counts these (with the unfiltered total first): everything else is derived.
-_POLLED_STATES: tuple[ScenarioRunState | None, ...] = (
-    None,
-    ScenarioRunState.RUNNING,
-    ScenarioRunState.SCORING,
-    ScenarioRunState.SCORED,
-)
 
 __all__ = ["RunloopHook"]
 
@@ -79,7 +72,10 @@ class RunloopHook(BaseHook):
         self.runloop_conn_id = runloop_conn_id
         self._client: RunloopClient | None = None
         self._async_client: AsyncRunloopClient | None = None
-        self._expected_by_benchmark: dict[str | None, list[str] | None] = {}
+        # What one hook remembers between polls: per run, which counts to fetch; per benchmark, the
+        # number of its scenarios (never its ids: a final listing reads them again, for that poll only).
+        self._count_plans: dict[str, CountPlan] = {}
+        self._scenario_counts: dict[str, int | None] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(runloop_conn_id={self.runloop_conn_id!r})"
@@ -157,6 +153,7 @@ class RunloopHook(BaseHook):
         expected_count: int | None = None,
         expected_scenario_ids: Sequence[str] | None = None,
         expected_from_benchmark: bool = False,
+        benchmark_scenario_count: int | None = None,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
         failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
@@ -164,9 +161,13 @@ class RunloopHook(BaseHook):
     ) -> BenchmarkRunVerdict:
         """Poll a benchmark run once and apply the completion rule.
 
-        The benchmark run is fetched exactly once. While scenario runs are active this costs five small
-        requests (the run and four ``limit=1`` counts) whatever the run's size; only when the counts say
-        the run may be done (or it failed) are the scenario runs listed, once, streamed into a tally.
+        The benchmark run is fetched exactly once. While scenario runs are active a poll is **two small
+        requests**, whatever the run's size: the run and one ``limit=1`` count of the state that had the
+        most runs at the last full count (:class:`~airflow_provider_runloop.progress.plan.CountPlan`);
+        one active run is enough to say "not done". The other three counts are added, in the same poll,
+        when that count finds nothing, and at least once a minute for the progress line (five requests
+        at most). Only when the counts say the run may be done (or it failed) are the scenario runs
+        listed, once, streamed into a tally.
 
         A scenario failure seen while the benchmark run is still open is not final at once (Runloop may
         retry the scenario): the verdict is then not done and carries a ``failure_hold``; pass it to the
@@ -178,8 +179,11 @@ class RunloopHook(BaseHook):
         :param expected_scenario_ids: the scenarios the run should have (see
             :meth:`get_expected_scenario_ids`).
         :param expected_from_benchmark: when neither of the above is given, expect the benchmark's
-            ``scenarioIds``, fetched (once per hook) only when the verdict depends on them, which is
-            near the end of the wait.
+            ``scenarioIds``. Their number is read (once per hook, unless ``benchmark_scenario_count``
+            gives it) only when a verdict depends on it, near the end of the wait; the ids themselves
+            only for the final listing, which checks each expected scenario and names the missing ones.
+        :param benchmark_scenario_count: the number of distinct ``scenarioIds`` of the run's benchmark,
+            if the caller already knows it (a trigger gets it from the task that deferred).
         :param accept_scored: count ``scored`` scenario runs as finished.
         :param fail_on_scenario_failure: fail the verdict when scenarios failed (default), or only
             report them.
@@ -196,18 +200,38 @@ class RunloopHook(BaseHook):
             failure_hold,
         )
         client = self.get_conn()
+        plan = self._count_plans.setdefault(benchmark_run_id, CountPlan())
+        probe = plan.probe(accept_scored=accept_scored, holding=failure_hold is not None, now=time.time())
         run = client.get_benchmark_run(benchmark_run_id)
-        counts = _counts(
-            [client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES]
-        )
+        totals: dict[ScenarioRunState | None, int | None] = {}
+        if probe is not None:
+            totals[probe] = client.scenario_run_total(benchmark_run_id, state=probe)
+            busy = plan.busy(run, probe, totals[probe])
+            verdict = rule.from_counts(run, busy, time.time()) if busy is not None else None
+            if verdict is not None:
+                return verdict  # not done: one active run says so
+        for state in plan.remaining(probe):
+            totals[state] = client.scenario_run_total(benchmark_run_id, state=state)
+        counts = full_counts(totals)
+        plan.counted(counts, time.time())
+        ids: list[str] | None = None  # read at most once a poll, and kept no longer
         if expected_from_benchmark and rule.wants_expected(run, counts):
-            # A benchmark's scenarioIds can be large: fetched once per hook, and only when they matter.
-            if run.benchmark_id not in self._expected_by_benchmark:
-                self._expected_by_benchmark[run.benchmark_id] = self.get_expected_scenario_ids(run)
-            rule = rule.expecting(self._expected_by_benchmark[run.benchmark_id])
+            count = benchmark_scenario_count
+            if count is None and run.benchmark_id is not None:
+                count = self._scenario_counts.get(run.benchmark_id)
+            if count is None and run.benchmark_id not in self._scenario_counts:
+                ids = self.get_expected_scenario_ids(run)
+                count = self._counted(run.benchmark_id, ids)
+            rule = rule.expecting_count(count)
         verdict = rule.from_counts(run, counts, time.time())
         if verdict is not None:
             return verdict
+        if expected_from_benchmark and rule.expected_count is None:
+            # The final listing checks each expected scenario and names those that never started.
+            if ids is None:
+                ids = self.get_expected_scenario_ids(run)
+                self._counted(run.benchmark_id, ids)
+            rule = rule.expecting(ids)
         tally = ScenarioRunTally()
         tally.extend(client.list_scenario_runs(benchmark_run_id))
         return rule.from_tally(run, tally, time.time())
@@ -219,12 +243,13 @@ class RunloopHook(BaseHook):
         expected_count: int | None = None,
         expected_scenario_ids: Sequence[str] | None = None,
         expected_from_benchmark: bool = False,
+        benchmark_scenario_count: int | None = None,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
         failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         failure_hold: FailureHold | None = None,
     ) -> BenchmarkRunVerdict:
-        """Async twin of :meth:`check_benchmark_run` (the four counts are sent concurrently)."""
+        """Async twin of :meth:`check_benchmark_run` (a poll's requests are sent concurrently)."""
         rule = _Rule(
             expected_count,
             expected_scenario_ids,
@@ -234,22 +259,51 @@ class RunloopHook(BaseHook):
             failure_hold,
         )
         client = await self.aget_conn()
+        plan = self._count_plans.setdefault(benchmark_run_id, CountPlan())
+        probe = plan.probe(accept_scored=accept_scored, holding=failure_hold is not None, now=time.time())
+        # The run first (a poll that cannot read it sends nothing more), then the counts concurrently:
+        # the probe alone, and the rest only if it cannot decide.
         run = await client.get_benchmark_run(benchmark_run_id)
-        totals = await asyncio.gather(
-            *(client.scenario_run_total(benchmark_run_id, state=state) for state in _POLLED_STATES)
-        )
-        counts = _counts(list(totals))
+        first = (probe,) if probe is not None else plan.remaining(None)
+        totals = dict(zip(first, await self._acount(benchmark_run_id, first), strict=True))
+        if probe is not None:
+            busy = plan.busy(run, probe, totals[probe])
+            verdict = rule.from_counts(run, busy, time.time()) if busy is not None else None
+            if verdict is not None:
+                return verdict  # not done: one active run says so
+            rest = plan.remaining(probe)
+            totals.update(zip(rest, await self._acount(benchmark_run_id, rest), strict=True))
+        counts = full_counts(totals)
+        plan.counted(counts, time.time())
+        ids: list[str] | None = None
         if expected_from_benchmark and rule.wants_expected(run, counts):
-            if run.benchmark_id not in self._expected_by_benchmark:
-                self._expected_by_benchmark[run.benchmark_id] = await self.aget_expected_scenario_ids(run)
-            rule = rule.expecting(self._expected_by_benchmark[run.benchmark_id])
+            count = benchmark_scenario_count
+            if count is None and run.benchmark_id is not None:
+                count = self._scenario_counts.get(run.benchmark_id)
+            if count is None and run.benchmark_id not in self._scenario_counts:
+                ids = await self.aget_expected_scenario_ids(run)
+                count = self._counted(run.benchmark_id, ids)
+            rule = rule.expecting_count(count)
         verdict = rule.from_counts(run, counts, time.time())
         if verdict is not None:
             return verdict
+        if expected_from_benchmark and rule.expected_count is None:
+            if ids is None:
+                ids = await self.aget_expected_scenario_ids(run)
+                self._counted(run.benchmark_id, ids)
+            rule = rule.expecting(ids)
         tally = ScenarioRunTally()
         async for scenario_run in client.list_scenario_runs(benchmark_run_id):
             tally.add(scenario_run)
         return rule.from_tally(run, tally, time.time())
+
+    async def _acount(
+        self, benchmark_run_id: str, states: Sequence[ScenarioRunState | None]
+    ) -> list[int | None]:
+        client = await self.aget_conn()
+        return list(
+            await asyncio.gather(*(client.scenario_run_total(benchmark_run_id, state=s) for s in states))
+        )
 
     def get_expected_scenario_ids(self, run: BenchmarkRunView) -> list[str] | None:
         """The scenarios a run should have: its benchmark's ``scenarioIds``, or ``None`` if unknown."""
@@ -263,6 +317,33 @@ class RunloopHook(BaseHook):
             return None
         benchmark = await (await self.aget_conn()).get_benchmark(run.benchmark_id)
         return benchmark.scenario_ids or None
+
+    def get_benchmark_scenario_count(self, benchmark_id: str | None) -> int | None:
+        """How many distinct scenarios a benchmark has (``None``: no benchmark, or it lists none).
+
+        Read once per hook and benchmark; only the number is kept (a large benchmark's ids are not). A
+        task that defers passes it on to its trigger, so the triggerer never reads the ids to count them.
+        """
+        if benchmark_id is None:
+            return None
+        if benchmark_id not in self._scenario_counts:
+            return self._counted(benchmark_id, self.get_conn().get_benchmark(benchmark_id).scenario_ids)
+        return self._scenario_counts[benchmark_id]
+
+    async def aget_benchmark_scenario_count(self, benchmark_id: str | None) -> int | None:
+        """Async twin of :meth:`get_benchmark_scenario_count`."""
+        if benchmark_id is None:
+            return None
+        if benchmark_id not in self._scenario_counts:
+            benchmark = await (await self.aget_conn()).get_benchmark(benchmark_id)
+            return self._counted(benchmark_id, benchmark.scenario_ids)
+        return self._scenario_counts[benchmark_id]
+
+    def _counted(self, benchmark_id: str | None, ids: Sequence[str] | None) -> int | None:
+        count = len(set(ids)) if ids else None  # an empty benchmark says nothing about a run
+        if benchmark_id is not None:
+            self._scenario_counts[benchmark_id] = count
+        return count
 
     # -- synchronous API ----------------------------------------------------------------------------
 
@@ -552,6 +633,7 @@ class _Rule:
     fail_on_scenario_failure: bool
     failure_settle_seconds: float
     failure_hold: FailureHold | None
+    benchmark_count: int | None = None  # the benchmark's scenarios, counted (the counts need no ids)
 
     def wants_expected(self, run: BenchmarkRunView, counts: ScenarioRunCounts | None) -> bool:
         """No expected scenarios are given yet, and this poll's verdict depends on them."""
@@ -562,7 +644,12 @@ class _Rule:
         )
 
     def expecting(self, scenario_ids: Sequence[str] | None) -> _Rule:
-        return dataclasses.replace(self, expected_scenario_ids=scenario_ids)
+        """The rule with the benchmark's ids (for the final listing: each is checked, missing ones named)."""
+        return dataclasses.replace(self, expected_scenario_ids=scenario_ids, benchmark_count=None)
+
+    def expecting_count(self, count: int | None) -> _Rule:
+        """The rule with the number of the benchmark's scenarios, for the counts (ids are not needed)."""
+        return dataclasses.replace(self, benchmark_count=count)
 
     def from_counts(
         self, run: BenchmarkRunView, counts: ScenarioRunCounts | None, now: float
@@ -573,7 +660,7 @@ class _Rule:
         assessed = assess_counts(
             run,
             counts,
-            expected_count=self.expected_count,
+            expected_count=self.expected_count if self.expected_count is not None else self.benchmark_count,
             expected_scenario_ids=self.expected_scenario_ids,
             accept_scored=self.accept_scored,
             failure_hold=self.failure_hold,
@@ -600,14 +687,6 @@ class _Rule:
             now=now,
             failure_settle_seconds=self.failure_settle_seconds,
         )
-
-
-def _counts(totals: list[int | None]) -> ScenarioRunCounts | None:
-    """This poll's counts, or ``None`` if the server left any ``total_count`` out."""
-    if any(total is None for total in totals):
-        return None
-    total, running, scoring, scored = (t or 0 for t in totals)
-    return ScenarioRunCounts(total=total, running=running, scoring=scoring, scored=scored)
 
 
 def _runs_to_cancel(job: BenchmarkJobView) -> list[str]:

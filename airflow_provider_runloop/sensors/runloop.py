@@ -141,13 +141,19 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
             if verdict is not None and verdict.done:
                 return finish_run_wait(verdict)
             deadline = self._timeout_deadline(context)
+            wait = self._run_wait(context)
+            if verdict is not None and self.policy.expected_scenario_count is None:
+                # Read here, on the worker, once: the trigger gets the number, never the ids.
+                wait.benchmark_scenario_count = self.hook.get_benchmark_scenario_count(
+                    verdict.summary.benchmark_id
+                )
             # Watch only: the sensor did not start the run, so killing it never cancels the run.
             trigger = RunloopBenchmarkRunTrigger(
                 benchmark_run_id=self.benchmark_run_id,
                 deadline=deadline,
                 runloop_conn_id=self.runloop_conn_id,
                 poll_interval=float(self.poke_interval),
-                **self._run_wait(context).trigger_kwargs(),
+                **wait.trigger_kwargs(),
             )
             self.defer(trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(deadline))
         finally:

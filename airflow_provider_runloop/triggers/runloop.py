@@ -201,6 +201,9 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         (:meth:`~airflow_provider_runloop.progress.FailureHold.to_dict`), so its window goes on.
     :param poll_failures: polls in a row that had already failed in the deferring task, so deferring
         does not refill the budget (the same count of failed polls ends the wait in every mode).
+    :param benchmark_scenario_count: when ``expected_scenario_count`` is ``None``, the number of the
+        benchmark's scenarios as the deferring task read it: the trigger's polls then never read the
+        benchmark (its ids are read once, for the final listing, to name scenarios that never started).
     """
 
     def __init__(
@@ -217,6 +220,7 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         failure_hold: dict[str, Any] | None = None,
         poll_failures: int = 0,
+        benchmark_scenario_count: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.benchmark_run_id = validate_id("benchmark_run_id", benchmark_run_id)
@@ -229,7 +233,10 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
             failure_settle_seconds=failure_settle_seconds,
         )
         self._wait_state = RunWait(
-            self.policy, failure_hold=FailureHold.from_dict(failure_hold), poll_failures=poll_failures
+            self.policy,
+            failure_hold=FailureHold.from_dict(failure_hold),
+            poll_failures=poll_failures,
+            benchmark_scenario_count=benchmark_scenario_count,
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

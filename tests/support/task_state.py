@@ -17,4 +17,6 @@ class FakeStateStore:
         return self.values.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
+        if value is None:  # as Airflow's own store does
+            raise ValueError("Cannot set value as None")
         self.values[key] = value

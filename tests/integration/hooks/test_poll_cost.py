@@ -153,3 +153,84 @@ def _three_cheap_polls_then_the_last(
     poll()
     assert len(emulator.requests(path=run_path)) == 1
     assert len(emulator.requests(path=f"/v1/benchmarks/{benchmark_id}")) == 1
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_a_steady_poll_is_two_requests_and_the_counts_that_decide_are_all_fetched(
+    counted: tuple[RunloopEmulator, CountingApp], twin: str
+) -> None:
+    emulator, counting = counted
+    run_id = emulator.start_scripted_run(script=SCRIPT)
+    emulator.advance(20)
+    hook = RunloopHook()
+    loop = asyncio.new_event_loop()
+
+    def poll() -> Any:
+        if twin == "sync":
+            return hook.check_benchmark_run(run_id, expected_count=SIZE)
+        return loop.run_until_complete(hook.acheck_benchmark_run(run_id, expected_count=SIZE))
+
+    try:
+        traffic = []
+        verdicts = []
+        for advance in (0, 1, 1, 10_000):
+            emulator.advance(advance)
+            counting.reset()
+            verdicts.append(poll())
+            traffic.append(counting.snapshot())
+    finally:
+        hook.close()
+        loop.run_until_complete(hook.aclose())
+        loop.close()
+    # The first poll counts every state; then one count (the busiest active state) says "not done".
+    assert [t.requests for t in traffic[:3]] == [5, 2, 2]
+    assert [v.done for v in verdicts[:3]] == [False, False, False]
+    assert verdicts[1].summary.state_counts["running"] > 0
+    # When that count finds nothing, the same poll counts the rest, then lists once: 5 + 2 pages.
+    assert traffic[3].requests == 5 + 2
+    assert verdicts[3].done
+    assert verdicts[3].summary.started_scenarios == SIZE
+
+
+def test_a_deferred_sensor_hands_its_trigger_the_count_and_the_trigger_reads_the_ids_once(
+    counted: tuple[RunloopEmulator, CountingApp],
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    emulator, counting = counted
+    benchmark = emulator.seed_benchmark(SCRIPT)
+    run_id = emulator.start_scripted_run(benchmark.benchmark_id)
+    emulator.advance(20)
+    benchmark_path = f"/v1/benchmarks/{benchmark.benchmark_id}"
+    sensor = RunloopBenchmarkRunSensor(
+        task_id="wait", benchmark_run_id=run_id, deferrable=True, poke_interval=5
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": _TaskInstance(), "task_state_store": FakeStateStore()})  # type: ignore[arg-type]
+    # The worker read the benchmark once, to count its scenarios; the trigger carries the number.
+    assert len(emulator.requests(path=benchmark_path)) == 1
+    classpath, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["benchmark_scenario_count"] == SIZE
+    assert len(json.dumps(kwargs)) < 1024
+
+    assert classpath.endswith(f".{RunloopBenchmarkRunTrigger.__name__}")
+    trigger = RunloopBenchmarkRunTrigger(**kwargs)  # as the triggerer builds it (after a restart, too)
+    hook = RunloopHook()
+    loop = asyncio.new_event_loop()
+    try:
+        emulator.clear_requests()
+        counting.reset()
+        loop.run_until_complete(trigger._poll(hook))
+        first = counting.snapshot()
+        # A poll once the scenario runs have finished (the benchmark run is still open): the counts
+        # need the number only, the listing checks each expected scenario by id, read then.
+        emulator.advance(10_000)
+        poll = loop.run_until_complete(trigger._poll(hook))
+    finally:
+        loop.run_until_complete(hook.aclose())
+        loop.close()
+    assert first.requests <= 5
+    assert first.body_bytes < 20 * 1024
+    assert poll is not None
+    assert poll.done
+    assert len(emulator.requests(path=benchmark_path)) == 1

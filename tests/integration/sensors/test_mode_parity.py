@@ -44,8 +44,8 @@ SMALL = 3
 # (emulator setting max_page_size), so the final listing of 5 scenario runs takes three pages.
 PAGED_SCENARIOS = 5
 PAGE_CAP = 2
-# The first poll is the benchmark run and four state-filtered counts; the faults on the scenario-run
-# listing let those four through.
+# The first poll of a wait is the benchmark run and four state-filtered counts; the faults on the
+# scenario-run listing let those four through.
 COUNTS_PER_POLL = 4
 
 
@@ -155,10 +155,22 @@ _CELLS: dict[tuple[str, str], Cell] = {}
 def _advance_after_healthy_polls(
     emulator: RunloopEmulator, run_id: str, polls: int, stop: threading.Event
 ) -> None:
-    """Move the run to its end once ``polls`` polls got their counts served (before the next poll)."""
+    """Move the run to its end after ``polls`` healthy polls (before the poll that should see the end).
+
+    The first poll of a wait counts every state, so after one healthy poll the move waits for its four
+    counts. A later healthy poll may count only one state (the hook's count plan), so after several
+    the move waits for the next poll to begin: its run fetch is the next burst's, which fails anyway.
+    """
     counts = f"/v1/benchmark_runs/{run_id}/scenario_runs"
+    run = f"/v1/benchmark_runs/{run_id}"
     while not stop.is_set():
-        if len(emulator.requests(method="GET", path=counts)) >= COUNTS_PER_POLL * polls:
+        if polls == 1:
+            ready = len(emulator.requests(method="GET", path=counts)) >= COUNTS_PER_POLL
+        else:
+            fetches = emulator.requests(method="GET", path=run)
+            healthy = [i for i, entry in enumerate(fetches) if entry.status == 200]
+            ready = len(healthy) >= polls and len(fetches) > healthy[polls - 1] + 1
+        if ready:
             emulator.advance(3600)
             return
         stop.wait(0.002)
