@@ -124,6 +124,19 @@ def _scenario_run(i: int, state: str = "completed") -> dict[str, Any]:
 # -- requests ------------------------------------------------------------------------------------
 
 
+def test_a_repeated_get_is_built_once_and_a_post_every_time(api: Driver, router: respx.Router) -> None:
+    # A poll asks the same GETs again and again: the built request is sent again (as a retry is).
+    get = router.get("/v1/benchmark_runs/bmr_1").respond(json=RUN)
+    post = router.post("/v1/benchmarks/start_run").respond(json=RUN)
+    for _ in range(2):
+        api("get_benchmark_run", "bmr_1")
+        api("start_benchmark_run", "bmd_1")
+    assert get.calls[0].request is get.calls[1].request
+    assert get.calls[1].request.headers["authorization"] == f"Bearer {KEY}"
+    first, second = (call.request.headers["x-request-id"] for call in post.calls)
+    assert first != second  # a new idempotency key, so a new request, for every call
+
+
 def test_get_sends_auth_accept_and_user_agent(api: Driver, router: respx.Router) -> None:
     route = router.get("/v1/benchmark_runs/bmr_1").respond(json={**RUN, "unknown_field": 1})
     run = api("get_benchmark_run", "bmr_1")
