@@ -10,6 +10,7 @@
   it holds), so that a poke, a reschedule and a trigger loop take the same steps.
 - :func:`read_trigger_event` and :func:`error_event_fields`: the one event a trigger sends, and the
   error it stands for, raised again with the same type in the task that deferred.
+- :class:`ProgressLog`: a wait's progress line, logged when it changes and every few minutes.
 - :data:`DEFERRAL_GRACE`.
 
 Below the hooks and triggers (it imports neither): data flows client → models → progress → waiting →
@@ -46,8 +47,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFERRAL_GRACE",
     "EVENT_STATUSES",
+    "PROGRESS_HEARTBEAT",
     "PolicyOption",
     "PollBudget",
+    "ProgressLog",
     "RunWait",
     "WaitMemory",
     "WaitPolicy",
@@ -62,6 +65,9 @@ __all__ = [
 DEFERRAL_GRACE: Final = timedelta(minutes=5)
 """A deferral's own time-out is a safety net behind the trigger's deadline (say the triggerer is down
 at the deadline): the trigger's deadline plus this, so it never fires first."""
+
+PROGRESS_HEARTBEAT: Final = 300.0
+"""Seconds after which an unchanged progress line is logged again, to show the wait is alive."""
 
 #: The ``status`` values of a trigger's one event.
 EVENT_STATUSES: Final = frozenset({"success", "failure", "timeout", "error"})
@@ -171,6 +177,31 @@ class PollBudget:
             return None
         self.reset()
         return result
+
+
+class ProgressLog:
+    """A wait's progress line in the task log: when it changes, and every ``heartbeat`` seconds.
+
+    A long wait polls hundreds of times with the same counts; one line per poll floods the log (and, in
+    a triggerer with a thousand waits, costs CPU). The final verdict is not logged here: the task logs
+    it once when the wait ends.
+
+    :param heartbeat: seconds after which an unchanged line is logged again.
+    """
+
+    def __init__(self, heartbeat: float = PROGRESS_HEARTBEAT) -> None:
+        self._heartbeat = heartbeat
+        self._last: str | None = None
+        self._logged_at = float("-inf")
+
+    def log(self, log: Logger | logging.Logger, message: str, now: float | None = None) -> bool:
+        """Log ``message`` if it is new or the heartbeat is due; ``True`` if it was logged."""
+        now = time.monotonic() if now is None else now
+        if message == self._last and now - self._logged_at < self._heartbeat:
+            return False
+        self._last, self._logged_at = message, now
+        log.info("%s", message)
+        return True
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from airflow_provider_runloop.progress import (
     normalise_job_state,
 )
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkJobTrigger
-from airflow_provider_runloop.waiting import PollBudget, deferral_timeout, read_trigger_event
+from airflow_provider_runloop.waiting import PollBudget, ProgressLog, deferral_timeout, read_trigger_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -305,13 +305,15 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
 
     def _poll_until_finished(self, job_id: str, deadline: float) -> BenchmarkJobVerdict:
         budget = PollBudget(self.max_consecutive_poll_failures)
+        progress = ProgressLog()
         while True:
             job = budget.run(lambda: self.hook.get_benchmark_job(job_id), self.log)
             if job is not None:
                 verdict = judge_benchmark_job(job)
-                self.log.info("%s", verdict.message)
                 if verdict.done:
+                    self.log.info("%s", verdict.message)
                     return verdict
+                progress.log(self.log, verdict.message)
             remaining = deadline - time.time()
             if remaining <= 0:
                 raise self._wait_timed_out(f"Benchmark job {job_id} was not finished by the deadline")

@@ -52,6 +52,7 @@ from airflow_provider_runloop.progress import (
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 from airflow_provider_runloop.waiting import (
     PolicyOption,
+    ProgressLog,
     RunWait,
     WaitPolicy,
     deferral_timeout,
@@ -231,6 +232,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             failure_settle_seconds,
         )  # fmt: skip
         self._started_run_id: str | None = None
+        self._progress = ProgressLog()
         self._starting: tuple[str, str, TaskTag] | None = None
         # Bad input fails at parse time when it is known then; templated values are checked in execute.
         check_when_known("benchmark_id", benchmark_id, validate_id)
@@ -329,8 +331,10 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
 
     def _poll(self, wait: RunWait, run_id: str) -> BenchmarkRunVerdict | None:
         verdict = wait.poll(self.hook.check_benchmark_run, run_id, self.log)
-        if verdict is not None:
+        if verdict is not None and verdict.done:
             self.log.info("%s", verdict.message)
+        elif verdict is not None:
+            self._progress.log(self.log, verdict.message)
         return verdict
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from airflow_provider_runloop.progress import DEFAULT_FAILURE_SETTLE_SECONDS, Be
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 from airflow_provider_runloop.waiting import (
     PolicyOption,
+    ProgressLog,
     RunWait,
     WaitPolicy,
     deferral_timeout,
@@ -46,7 +47,8 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
     task, naming them, unless ``fail_on_scenario_failure=False``. The XCom value is the summary:
     counts per state, expected/started/finished, mean scores, failed ids.
 
-    A poll costs five small requests while scenario runs are active, whatever the run's size; the
+    A poll costs two small requests while scenario runs are active (five for a full count: the first
+    poll, then at least once a minute), whatever the run's size; the
     scenario runs are listed once, at the end. A failed poll is judged by one rule in every mode
     (:func:`~airflow_provider_runloop.waiting.is_transient`): server and network errors and answers that
     do not parse spend ``max_consecutive_poll_failures``; any other error fails the task at once, with
@@ -118,6 +120,7 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         self._deadline: float | None = None
         self._this_wait: RunWait | None = None
         self._link_stored = False
+        self._progress = ProgressLog()
 
     # The options, as attributes: read from the policy.
     expected_scenario_count = PolicyOption()
@@ -198,7 +201,10 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
             )
             RunloopBenchmarkRunLink.persist(context, url)
             self._link_stored = True
-        self.log.info("%s", verdict.message)
+        if verdict.done:
+            self.log.info("%s", verdict.message)
+        else:
+            self._progress.log(self.log, verdict.message)
         return verdict
 
     def _timeout_deadline(self, context: Context) -> float:

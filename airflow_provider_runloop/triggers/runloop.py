@@ -39,6 +39,7 @@ from airflow_provider_runloop.redaction import redact_credentials
 from airflow_provider_runloop.waiting import (
     EVENT_STATUSES,
     PollBudget,
+    ProgressLog,
     RunWait,
     WaitPolicy,
     error_event_fields,
@@ -145,6 +146,7 @@ class _PollingTrigger(BaseTrigger):
 
     async def _wait(self, hook: RunloopHook) -> dict[str, Any]:
         last: _Poll | None = None
+        progress = ProgressLog()
         while True:
             try:
                 poll = await self._poll(hook)
@@ -157,9 +159,10 @@ class _PollingTrigger(BaseTrigger):
                 }
             if poll is not None:
                 last = poll
-                self.log.info("%s", poll.message)
                 if poll.done:
+                    # Not logged here: the task logs the verdict when it resumes (once).
                     return self._event("success" if poll.success else "failure", poll.message, poll.summary)
+                progress.log(self.log, poll.message)
             remaining = self.deadline - time.time()
             if remaining <= 0:
                 message = f"{self._subject} was not done by the deadline"
@@ -173,7 +176,7 @@ class _PollingTrigger(BaseTrigger):
 class RunloopBenchmarkRunTrigger(_PollingTrigger):
     """Wait until a benchmark run is done, then fire one event.
 
-    Polls cheaply (:meth:`RunloopHook.acheck_benchmark_run`: five small requests while scenario runs
+    Polls cheaply (:meth:`RunloopHook.acheck_benchmark_run`: two small requests while scenario runs
     are active, one full listing at the end). The event's payload is small whatever the run's size:
     ``status`` (one of ``success``, ``failure``, ``timeout``, ``error``), ``benchmark_run_id``, a
     one-line ``message`` and the ``summary`` (see
@@ -257,7 +260,7 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         return f"Benchmark run {self.benchmark_run_id}"
 
     async def _poll(self, hook: RunloopHook) -> _Poll | None:
-        # One hook for the trigger's life: it fetches the benchmark's scenarioIds at most once.
+        # One hook for the trigger's life: it keeps the count plan and the benchmark's scenario count.
         verdict = await self._wait_state.apoll(hook.acheck_benchmark_run, self.benchmark_run_id, self.log)
         if verdict is None:
             return None

@@ -205,3 +205,24 @@ def test_a_wait_that_defers_does_not_refill_its_budget() -> None:
     assert "poll_failures" not in RunWait(WaitPolicy()).trigger_kwargs()
     with pytest.raises(ValueError, match="poll_failures"):
         RunloopBenchmarkRunTrigger(benchmark_run_id="bmr_1", deadline=1.0, poll_failures=-1)
+
+
+def test_the_progress_line_is_logged_when_it_changes_and_on_the_heartbeat() -> None:
+    from airflow_provider_runloop.waiting import PROGRESS_HEARTBEAT, ProgressLog
+
+    logged: list[str] = []
+
+    class Log:
+        def info(self, template: str, message: str) -> None:
+            logged.append(template % message)
+
+    progress = ProgressLog()
+    shown = [
+        progress.log(Log(), "0/5 finished", now=0.0),  # type: ignore[arg-type]
+        progress.log(Log(), "0/5 finished", now=10.0),  # type: ignore[arg-type]
+        progress.log(Log(), "1/5 finished", now=20.0),  # type: ignore[arg-type]
+        progress.log(Log(), "1/5 finished", now=20.0 + PROGRESS_HEARTBEAT - 1),  # type: ignore[arg-type]
+        progress.log(Log(), "1/5 finished", now=20.0 + PROGRESS_HEARTBEAT),  # type: ignore[arg-type]
+    ]
+    assert shown == [True, False, True, False, True]
+    assert logged == ["0/5 finished", "1/5 finished", "1/5 finished"]
