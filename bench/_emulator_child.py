@@ -11,9 +11,11 @@ SIGTERM.
 The wrapper counts requests, response-body bytes, requests per route (ids replaced by ``{id}``, query
 string dropped: ``GET /v1/benchmark_runs/{id}`` is one per poll) and distinct client connections, and
 answers two paths itself, uncounted: ``GET /__bench__/stats`` (the counters, JSON) and
-``POST /__bench__/reset``. *Connections* are the distinct ``scope["client"]`` (host, port) pairs seen
-since the last reset: an approximation, since a client port reused by a later connection counts once
-(a lower bound; exact while fewer connections are opened than there are ephemeral ports).
+``POST /__bench__/reset``; the stats also hold the last 50 requests as sent (``recent``: method,
+path and query), for a floor to replay. *Connections* are the distinct ``scope["client"]`` (host,
+port) pairs seen since the last reset: an approximation, since a client port reused by a later
+connection counts once (a lower bound; exact while fewer connections are opened than there are
+ephemeral ports).
 
 The emulator runs in its own process so that its CPU, memory and GIL are not the measured process's.
 """
@@ -39,6 +41,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 STATS_PATH = "/__bench__/stats"
 RESET_PATH = "/__bench__/reset"
+RECENT = 50
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -78,6 +81,7 @@ class CountingApp:
         self.body_bytes = 0
         self.routes: Counter[str] = Counter()
         self.clients: set[tuple[str, int]] = set()
+        self.recent: list[str] = []  # the last RECENT requests, "METHOD /path?query"
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -86,6 +90,7 @@ class CountingApp:
                 "body_bytes": self.body_bytes,
                 "connections": len(self.clients),
                 "routes": dict(self.routes),
+                "recent": list(self.recent),
             }
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -111,6 +116,9 @@ class CountingApp:
         with self._lock:
             self.requests += 1
             self.routes[route_of(scope["method"], path)] += 1
+            query = scope.get("query_string", b"").decode("latin-1")
+            self.recent.append(f"{scope['method']} {path}{'?' + query if query else ''}")
+            del self.recent[:-RECENT]
             if client:
                 self.clients.add((client[0], client[1]))
 

@@ -4,8 +4,9 @@ Two variants, each with its own emulator child process (``bench/_emulator_child.
 requests, bytes and client connections) and its own measuring process (so memory cannot mix), floor
 first:
 
-* ``floor``: the minimal hand-written wait: one shared ``httpx.AsyncClient`` (keep-alive, httpx's
-  default pool), and per wait per poll only ``GET /v1/benchmark_runs/{id}`` + ``json.loads``;
+* ``floor``: the minimal hand-written wait: one shared ``httpx.AsyncClient`` (keep-alive, a pool of
+  10 connections with at most 10 requests in flight), and per wait per poll only
+  ``GET /v1/benchmark_runs/{id}`` + ``json.loads``;
 * ``provider``: N ``RunloopBenchmarkRunTrigger(benchmark_run_id, deadline=now+duration+60,
   poll_interval, expected_scenario_count=K)``, their ``run()`` generators as tasks in one loop, as a
   triggerer runs them (Airflow and the provider imported first; the triggers' per-poll INFO log lines
@@ -19,7 +20,8 @@ interval. Measured over ``--duration`` seconds from the first start:
 * CPU of the measuring process, ``time.process_time()`` delta / wall, in % of one core;
 * RSS growth: ``VmRSS`` at the end minus before the waits were created (and ``VmHWM``);
 * connections opened (distinct client (host, port) pairs the server saw: a lower bound), requests;
-* polls done (server-side ``GET /v1/benchmark_runs/{id}`` count) vs scheduled (N x duration / interval).
+* polls done (server-side ``GET /v1/benchmark_runs/{id}`` count) vs scheduled (N x window / interval;
+  the window is the wall time the loop actually took, which a blocked loop stretches past --duration).
 
 Ratios are provider / floor, measured in the same run. Writes ``bench/results/trigger_fanout.json``.
 Not part of ``make test``::
@@ -48,6 +50,7 @@ RESULTS = REPO / "bench" / "results"
 POLL_ROUTE = "GET /v1/benchmark_runs/{id}"
 VARIANTS = ("floor", "provider")
 CONNECTIONS_GOAL = 200  # "about the pool size": httpx's default pool holds at most 100
+FLOOR_POOL = 10  # the floor's connections (and requests in flight)
 
 
 def _status_kib(field: str) -> int:
@@ -75,13 +78,16 @@ async def _ticker(lags: list[float], stop: asyncio.Event) -> None:
         lags.append(time.perf_counter() - started - 0.1)
 
 
-async def _floor_wait(client: Any, run_id: str, interval: float, delay: float, errors: list[str]) -> None:
+async def _floor_wait(
+    client: Any, gate: asyncio.Semaphore, run_id: str, interval: float, delay: float, errors: list[str]
+) -> None:
     import httpx
 
     await asyncio.sleep(delay)
     while True:
         try:
-            response = await client.get(f"/v1/benchmark_runs/{run_id}")
+            async with gate:
+                response = await client.get(f"/v1/benchmark_runs/{run_id}")
             json.loads(response.content)
         except httpx.TransportError as exc:  # a failed poll is tried again at the next one
             errors.append(repr(exc))
@@ -106,16 +112,21 @@ async def _measure(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str,
     floor_errors: list[str] = []
     client = None
     if args.variant == "floor":
-        # httpx's default pool, but idle connections dropped before uvicorn's 5 s keep-alive time-out
-        # closes them under a request (with a 5 s poll interval the two race otherwise).
+        # A small pool, and a gate of the same size in front of it: httpcore scans its whole queue on
+        # every request in and out, so hundreds of requests queued inside it cost quadratic CPU (1,000
+        # waits on one default client never got past their first poll). Idle connections are dropped
+        # before uvicorn's 5 s keep-alive time-out can close them under a request.
         client = httpx.AsyncClient(
             base_url=ready["base_url"],
             headers={"Authorization": f"Bearer {ready['api_key']}"},
             timeout=30,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4),
+            limits=httpx.Limits(
+                max_connections=FLOOR_POOL, max_keepalive_connections=FLOOR_POOL, keepalive_expiry=4
+            ),
         )
+        gate = asyncio.Semaphore(FLOOR_POOL)
         waits = [
-            _floor_wait(client, run_ids[i % len(run_ids)], interval, i * interval / n, floor_errors)
+            _floor_wait(client, gate, run_ids[i % len(run_ids)], interval, i * interval / n, floor_errors)
             for i in range(n)
         ]
     else:
@@ -156,7 +167,8 @@ async def _measure(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str,
         await client.aclose()
 
     polls = stats["routes"].get(POLL_ROUTE, 0)
-    scheduled = n * args.duration / interval
+    # Over the window as it was: the loop can oversleep its end (a blocked loop wakes late).
+    scheduled = n * wall / interval
     return {
         "variant": args.variant,
         "waits": n,
