@@ -133,7 +133,7 @@ def _cell(value: Any, digits: int = 2) -> str:
 
 def print_table(entries: list[dict[str, Any]]) -> None:
     header = (
-        f"{'row':<16}{'figure':<46}{'value':>12} {'unit':<12}{'baseline':>12} {'ratio':>9}  "
+        f"{'row':<16}{'figure':<54}{'value':>12} {'unit':<12}{'baseline':>12} {'ratio':>9}  "
         f"{'goal':<32}{'met?':>5}"
     )
     print(header)
@@ -146,7 +146,7 @@ def print_table(entries: list[dict[str, Any]]) -> None:
             ratio = "" if f.get("ratio") is None else f"{f['ratio']:.3g}x"
             met = {True: "yes", False: "NO", None: ""}[f.get("met")]
             print(
-                f"{f.get('row', entry['row']):<16}{f['figure'][:45]:<46}{_cell(f['value']):>12} {unit:<12}"
+                f"{f.get('row', entry['row']):<16}{f['figure'][:53]:<54}{_cell(f['value']):>12} {unit:<12}"
                 f"{_cell(f.get('baseline')):>12} {ratio:>9}  {str(f.get('goal') or '')[:31]:<32}{met:>5}"
             )
     print("(ratio: value / baseline, both measured in this run)")
