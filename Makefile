@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help env test lint typecheck docs unit e2e fuzz demo dist ui-check clean
+.PHONY: help env test lint typecheck docs unit e2e fuzz demo dist ui-check bench clean
 
 help:
 	@echo "make demo   - bootstrap, then wait for an emulated benchmark run with the deferrable sensor, export"
@@ -27,6 +27,9 @@ help:
 	@echo "              and run the README's install block as written (make test runs it too)"
 	@echo "make ui-check - the connection form and a deferred sensor's extra link in headless Chromium"
 	@echo "              (real Airflow + emulator on 127.0.0.1; screenshots in .ui-check/; not part of test)"
+	@echo "make bench  - the performance benches (trigger fan-out, poll cost, listing, results export), each"
+	@echo "              against the emulator in its own process, as ratios to a baseline of the same run;"
+	@echo "              a table, and JSON in bench/results/ (about 15 min on 2 cores; not part of test)"
 	@echo "make env    - only bootstrap .venv from uv.lock"
 
 $(UV):
@@ -69,6 +72,12 @@ dist: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/python scripts/demo.py
+
+# bench/run.py runs each bench script in its own process; the `bench` dependency group (when
+# pyproject.toml has one) is synced first.
+bench: $(STAMP)
+	@if grep -q '^bench = ' pyproject.toml; then $(UV) sync --frozen --all-extras --group bench; fi
+	$(VENV)/bin/python bench/run.py
 
 # Chromium comes from Debian (Playwright's own browser download is not used): installed here when it is
 # missing and we are root, else the one command to run is printed.
