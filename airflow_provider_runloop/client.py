@@ -16,15 +16,19 @@ This module does not import Airflow: it is usable (and tested) on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import gc
 import json
 import logging
 import math
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -32,6 +36,8 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 import httpx
 import pydantic
+from pydantic_core import SchemaValidator
+from pydantic_core import core_schema as cs
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from airflow_provider_runloop import __version__
@@ -103,6 +109,41 @@ _REQUESTS_KEPT = 64
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 ItemT = TypeVar("ItemT", bound=ApiView)
+
+
+class _GcPause:
+    """Keep the cyclic garbage collector from running while a response body is validated.
+
+    Validating a 5,000-item page allocates tens of thousands of container objects; every 700 of them
+    run a young collection, and now and then an older generation's collection re-walks the whole heap,
+    which in a worker holds Airflow (a profile of the hook in a worker showed the collector doubling a
+    listing's cost). Nothing a page allocates is cyclic garbage, so collecting during it finds nothing.
+
+    Re-entrant and thread-safe: nested or concurrent pauses (two listings at once) share one count,
+    and the collector is re-enabled when the last one ends, and only if it was enabled when the
+    first one began. A collector disabled by the process stays disabled.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._was_enabled:
+                gc.enable()
+
+
+_gc_paused = _GcPause()
 
 
 def check_api_key(api_key: object, *, source: str = "the api_key argument") -> str:
@@ -253,12 +294,34 @@ class _Pager(Generic[ItemT]):
         """The request for the next page, or ``None`` when the listing is over."""
         if self._done:
             return None
+        return self._call_after(self._cursor)
+
+    def _call_after(self, cursor: str | None) -> _Call:
         params = {**self._call.params, "limit": self._limit}
-        if self._cursor is not None:
-            params["starting_after"] = self._cursor
+        if cursor is not None:
+            params["starting_after"] = cursor
         return _Call(
             self._call.method, self._call.path, self._call.model, params, retry_invalid_response=True
         )
+
+    def call_after(self, body: bytes) -> _Call | None:
+        """The call for the page after ``body`` (the page being read, not yet accepted), if it is sure.
+
+        A cheap look at the body (its ``has_more`` and its last item's id, nothing else validated),
+        so the next page can be asked for while this one is validated. ``None`` when this page ends
+        the listing, or would be refused, or cannot be read that way: then nothing is asked ahead.
+        The guess binds nothing: the caller uses the answer only if :meth:`next_call`, after
+        :meth:`accept`, is the same call.
+        """
+        if self._done:
+            return None
+        peek = _peek_page(self._call.model, body)
+        if peek is None:
+            return None
+        last_id, has_more = peek
+        if not has_more or last_id is None or last_id == self._cursor or last_id in self._seen:
+            return None
+        return self._call_after(last_id)
 
     def accept(self, page: ListView[ItemT]) -> list[ItemT]:
         """The page's items not listed before; raises (changing nothing) for a page that cannot be next."""
@@ -351,8 +414,8 @@ class _ClientCore:
         return _Call("POST", path, model, body=body, idempotency_key=key)
 
     def _build_request(self, http: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
-        if call.method != "GET" or call.idempotency_key is not None:
-            return self._new_request(http, call)
+        if call.method != "GET" or call.idempotency_key is not None or "starting_after" in call.params:
+            return self._new_request(http, call)  # a POST, or a page of a listing: asked for once
         # A poll asks the same few GETs again and again; building a request (URL parsing, header
         # merging) is a quarter of httpx's cost per request, and a bodiless GET can be sent again.
         key = (id(http), call.path, tuple(call.params.items()))
@@ -429,8 +492,13 @@ class _ClientCore:
     def _read(self, call: _Call, request: httpx.Request, response: httpx.Response) -> Any:
         """The response as ``call.model``, or the typed error it amounts to."""
         self._raise_for_status(request, response)
+        return self._parse(call, request, response.content)
+
+    def _parse(self, call: _Call, request: httpx.Request, body: bytes) -> Any:
+        """``body`` as ``call.model``, or :class:`RunloopInvalidResponseError` (redacted)."""
         try:
-            return call.model.model_validate_json(response.content)
+            with _gc_paused:
+                return call.model.model_validate_json(body)
         except pydantic.ValidationError as exc:
             detail = self._redact(_first_error(exc))
         # Raised outside the except block, so the error carries no context of pydantic's.
@@ -690,13 +758,34 @@ class RunloopClient(_ClientCore):
         """Close the connection pool."""
         self._http.close()
 
-    def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
-        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""
-        request = self._build_request(self._http, call)
+    def _execute(
+        self,
+        call: _Call,
+        accept: Callable[[Any], Any] | None = None,
+        *,
+        prefetched: _Prefetch[Future[httpx.Response]] | None = None,
+        on_body: Callable[[bytes], None] | None = None,
+    ) -> Any:
+        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt.
+
+        ``prefetched``: the call's request, already sent in the background; its answer is the first
+        attempt's (a retry sends the same request again). ``on_body``: called with a successful
+        answer's body before it is validated (a listing asks for its next page there).
+        """
+        request = prefetched.request if prefetched is not None else self._build_request(self._http, call)
+        first = prefetched.pending if prefetched is not None else None
         result: Any = None
         for attempt in Retrying(sleep=self._sleep, **self._retry_options(call)):
             with attempt:
-                result = self._read(call, request, self._send(request))
+                if first is not None:
+                    pending, first = first, None
+                    response = pending.result()
+                else:
+                    response = self._send(request)
+                self._raise_for_status(request, response)
+                if on_body is not None:
+                    on_body(response.content)
+                result = self._parse(call, request, response.content)
                 if accept is not None:
                     result = accept(result)
         return result
@@ -714,8 +803,27 @@ class RunloopClient(_ClientCore):
         return self._walk(pager)
 
     def _walk(self, pager: _Pager[Any]) -> Iterator[Any]:
-        while (page_call := pager.next_call()) is not None:
-            yield from self._execute(page_call, pager.accept)
+        # One page ahead at most: page k+1 is asked for (in one background thread) as soon as page k's
+        # body shows its cursor, and is waited for once page k's items have all been taken.
+        ahead = _SyncAhead(self)
+
+        def ask_ahead(body: bytes) -> None:
+            if (next_call := pager.call_after(body)) is not None:
+                ahead.start(next_call)
+
+        try:
+            page_call = pager.next_call()
+            while page_call is not None:
+                items = self._execute(
+                    page_call, pager.accept, prefetched=ahead.take(page_call), on_body=ask_ahead
+                )
+                page_call = pager.next_call()
+                if page_call is None or not ahead.holds(page_call):
+                    ahead.discard()
+                yield from items
+                del items
+        finally:
+            ahead.close()
 
     # -- endpoints ----------------------------------------------------------------------------------
 
@@ -935,16 +1043,35 @@ class AsyncRunloopClient(_ClientCore):
             await give_back(self._settings, borrowed)
         self._borrowed_on = None
 
-    async def _execute(self, call: _Call, accept: Callable[[Any], Any] | None = None) -> Any:
-        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt."""
-        request = self._build_request(self._http, call)
+    async def _execute(
+        self,
+        call: _Call,
+        accept: Callable[[Any], Any] | None = None,
+        *,
+        prefetched: _Prefetch[asyncio.Task[httpx.Response]] | None = None,
+        on_body: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> Any:
+        """Send ``call`` (retrying per the policy); ``accept`` checks the result inside each attempt.
+
+        ``prefetched`` and ``on_body``: as in the sync twin (the request runs in a task).
+        """
+        request = prefetched.request if prefetched is not None else self._build_request(self._http, call)
+        first = prefetched.pending if prefetched is not None else None
         result: Any = None
         options = self._retry_options(call)
         if self._sleep is not None:
             options["sleep"] = self._sleep
         async for attempt in AsyncRetrying(**options):
             with attempt:
-                result = self._read(call, request, await self._send(request))
+                if first is not None:
+                    pending, first = first, None
+                    response = await pending
+                else:
+                    response = await self._send(request)
+                self._raise_for_status(request, response)
+                if on_body is not None:
+                    await on_body(response.content)
+                result = self._parse(call, request, response.content)
                 if accept is not None:
                     result = accept(result)
         return result
@@ -961,9 +1088,26 @@ class AsyncRunloopClient(_ClientCore):
         return self._walk(pager)
 
     async def _walk(self, pager: _Pager[Any]) -> AsyncIterator[Any]:
-        while (page_call := pager.next_call()) is not None:
-            for item in await self._execute(page_call, pager.accept):
-                yield item
+        # As the sync twin, with a task for the page ahead.
+        ahead = _AsyncAhead(self)
+
+        async def ask_ahead(body: bytes) -> None:
+            if (next_call := pager.call_after(body)) is not None:
+                await ahead.start(next_call)
+
+        try:
+            page_call = pager.next_call()
+            while page_call is not None:
+                prefetched = await ahead.take(page_call)
+                items = await self._execute(page_call, pager.accept, prefetched=prefetched, on_body=ask_ahead)
+                page_call = pager.next_call()
+                if page_call is None or not ahead.holds(page_call):
+                    await ahead.discard()
+                for item in items:
+                    yield item
+                del items
+        finally:
+            await ahead.close()
 
     # -- endpoints ----------------------------------------------------------------------------------
 
@@ -1106,6 +1250,170 @@ class AsyncRunloopClient(_ClientCore):
     ) -> AsyncIterator[BenchmarkJobView]:
         """Lazily iterate over benchmark jobs (``async for``)."""
         return self._paginate(self._list_benchmark_jobs(name, search), page_size)
+
+
+PendingT = TypeVar("PendingT")
+
+# How long a listing waits for the page it asks ahead to be sent before it goes on validating the
+# current one (validation holds the GIL, and the event loop, so the request would wait for it).
+_SENT_WAIT_SECONDS = 1.0
+_SENT_WAIT_TICKS = 200
+_SENT_EVENT = "send_request_body.complete"
+
+
+@dataclass(frozen=True)
+class _Prefetch(Generic[PendingT]):
+    """A page's call, its request and the pending answer (a future or a task) of its first attempt."""
+
+    call: _Call
+    request: httpx.Request
+    pending: PendingT
+
+
+class _SyncAhead:
+    """The sync listing's one page ahead: at most one request, in one thread of the listing's own."""
+
+    def __init__(self, client: RunloopClient) -> None:
+        self._client = client
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: _Prefetch[Future[httpx.Response]] | None = None
+
+    def holds(self, call: _Call) -> bool:
+        return self._ahead is not None and self._ahead.call == call
+
+    def start(self, call: _Call) -> None:
+        if self.holds(call):
+            return
+        self.discard()
+        client = self._client
+        request = client._build_request(client._http, call)
+        sent = threading.Event()
+
+        def trace(event: str, info: object) -> None:
+            if event.endswith(_SENT_EVENT):
+                sent.set()
+
+        request.extensions["trace"] = trace
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runloop-listing")
+        pending = self._pool.submit(client._send, request)
+        pending.add_done_callback(lambda _: sent.set())
+        self._ahead = _Prefetch(call, request, pending)
+        # Until it is on the wire: validating the current page holds the GIL for a while.
+        sent.wait(_SENT_WAIT_SECONDS)
+
+    def take(self, call: _Call) -> _Prefetch[Future[httpx.Response]] | None:
+        """The request ahead if it is ``call``'s (it is then the caller's), else ``None``."""
+        if not self.holds(call):
+            self.discard()
+            return None
+        taken, self._ahead = self._ahead, None
+        return taken
+
+    def discard(self) -> None:
+        """Forget the request ahead, after it has ended (a sent request cannot be withdrawn)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead.pending.cancel():
+            return
+        with contextlib.suppress(Exception):  # its answer, or its error, is no one's
+            ahead.pending.result().close()
+
+    def close(self) -> None:
+        """No request and no thread left behind."""
+        try:
+            self.discard()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+
+class _AsyncAhead:
+    """The async listing's one page ahead: at most one request, in a task."""
+
+    def __init__(self, client: AsyncRunloopClient) -> None:
+        self._client = client
+        self._ahead: _Prefetch[asyncio.Task[httpx.Response]] | None = None
+
+    def holds(self, call: _Call) -> bool:
+        return self._ahead is not None and self._ahead.call == call
+
+    async def start(self, call: _Call) -> None:
+        if self.holds(call):
+            return
+        await self.discard()
+        client = self._client
+        request = client._build_request(client._http, call)
+        sent = asyncio.Event()
+
+        async def trace(event: str, info: object) -> None:
+            if event.endswith(_SENT_EVENT):
+                sent.set()
+
+        request.extensions["trace"] = trace
+        pending = asyncio.get_running_loop().create_task(client._send(request))
+        self._ahead = _Prefetch(call, request, pending)
+        # Let the task put the request on the wire before validating the current page blocks the loop.
+        for _ in range(_SENT_WAIT_TICKS):
+            if sent.is_set() or pending.done():
+                break
+            await asyncio.sleep(0)
+
+    async def take(self, call: _Call) -> _Prefetch[asyncio.Task[httpx.Response]] | None:
+        if not self.holds(call):
+            await self.discard()
+            return None
+        taken, self._ahead = self._ahead, None
+        return taken
+
+    async def discard(self) -> None:
+        """Cancel the request ahead and wait until it has ended."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        pending = ahead.pending
+        pending.cancel()
+        await asyncio.wait({pending})
+        if not pending.cancelled() and pending.exception() is None:
+            await pending.result().aclose()
+
+    async def close(self) -> None:
+        if self._ahead is not None:
+            await self.discard()
+
+
+def _peek_validator(items_key: str) -> SchemaValidator:
+    if (validator := _PEEK_VALIDATORS.get(items_key)) is None:
+        item = cs.typed_dict_schema(
+            {"id": cs.typed_dict_field(cs.any_schema(), required=False)}, extra_behavior="ignore"
+        )
+        page = cs.typed_dict_schema(
+            {
+                items_key: cs.typed_dict_field(cs.list_schema(item)),
+                "has_more": cs.typed_dict_field(cs.bool_schema(strict=True)),
+            },
+            extra_behavior="ignore",
+        )
+        validator = _PEEK_VALIDATORS[items_key] = SchemaValidator(page)
+    return validator
+
+
+_PEEK_VALIDATORS: dict[str, SchemaValidator] = {}
+
+
+def _peek_page(model: type[pydantic.BaseModel], body: bytes) -> tuple[str | None, bool] | None:
+    """A page body's last item id and ``has_more``, read without building the models; else ``None``."""
+    items_key = getattr(model, "items_key", None)
+    if not isinstance(items_key, str):
+        return None
+    try:
+        with _gc_paused:
+            page = _peek_validator(items_key).validate_json(body)
+    except pydantic.ValidationError:
+        return None
+    items = page[items_key]
+    last_id = items[-1].get("id") if items else None
+    return (last_id if isinstance(last_id, str) else None), page["has_more"]
 
 
 def _normalise_base_url(base_url: str) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import inspect
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -40,7 +42,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopTimeoutError,
     RunloopTransportError,
 )
-from airflow_provider_runloop.models import BenchmarkRunState, ScenarioRunState
+from airflow_provider_runloop.models import BenchmarkRunState, ScenarioRunList, ScenarioRunState
 
 BASE = "https://api.test.runloop"
 KEY = "rl_sk_super_secret_key_123"
@@ -597,13 +599,199 @@ def test_bad_page_size_is_rejected_before_sending(api: Driver, router: respx.Rou
     assert len(router.calls) == 0
 
 
-def test_listing_is_lazy(router: respx.Router) -> None:
+def _listing_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("runloop-listing")]
+
+
+def _other_tasks() -> set[asyncio.Task[Any]]:
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+
+def test_listing_is_lazy_and_asks_at_most_one_page_ahead(router: respx.Router) -> None:
     route = _pages(router, 30)
     with RunloopClient(KEY, base_url=BASE, transport=httpx.MockTransport(router.handler)) as client:
         iterator = client.list_scenario_runs("bmr_1", page_size=10)
         assert route.call_count == 0
         next(iterator)
-        assert route.call_count == 1
+        # The first page, and the second already asked for while the first is consumed: not a third.
+        assert route.call_count == 2
+        for _ in range(9):
+            next(iterator)
+        assert route.call_count == 2
+        next(iterator)  # the second page's first item
+        assert route.call_count == 3
+        assert len(list(iterator)) == 19
+        assert route.call_count == 3
+        assert _listing_threads() == []
+
+
+async def test_async_listing_is_lazy_and_asks_at_most_one_page_ahead(router: respx.Router) -> None:
+    route = _pages(router, 30)
+    async with AsyncRunloopClient(
+        KEY, base_url=BASE, transport=httpx.MockTransport(router.async_handler)
+    ) as client:
+        iterator = client.list_scenario_runs("bmr_1", page_size=10)
+        assert route.call_count == 0
+        await anext(iterator)
+        assert route.call_count == 2
+        for _ in range(9):
+            await anext(iterator)
+        await asyncio.sleep(0.01)  # time for a (wrong) third request to be made
+        assert route.call_count == 2
+        await anext(iterator)
+        assert route.call_count == 3
+        assert len([run async for run in iterator]) == 19
+        assert route.call_count == 3
+        assert _other_tasks() == set()
+
+
+def test_stopping_early_leaves_no_request_and_no_thread(router: respx.Router) -> None:
+    route = _pages(router, 30)
+    threads_before = threading.active_count()
+    with RunloopClient(KEY, base_url=BASE, transport=httpx.MockTransport(router.handler)) as client:
+        for _ in client.list_scenario_runs("bmr_1", page_size=10):
+            assert _listing_threads() != []  # the page ahead is being asked for in it
+            break
+        # The generator is closed when the loop drops it: its thread is joined.
+        assert _listing_threads() == []
+        iterator = client.list_scenario_runs("bmr_1", page_size=10)
+        next(iterator)
+        iterator.close()
+        assert _listing_threads() == []
+        assert route.call_count == 4
+    assert threading.active_count() == threads_before
+
+
+async def test_async_stopping_early_leaves_no_task(router: respx.Router) -> None:
+    asked_ahead, never = asyncio.Event(), asyncio.Event()
+    pages = _pages(router, 30)
+    serve = pages.side_effect
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if "starting_after" in request.url.params:
+            asked_ahead.set()
+            await never.wait()  # the page ahead never arrives
+        return serve(request)  # type: ignore[operator,no-any-return]
+
+    pages.side_effect = slow
+    transport = httpx.MockTransport(router.async_handler)
+    async with AsyncRunloopClient(KEY, base_url=BASE, transport=transport) as client:
+        iterator = client.list_scenario_runs("bmr_1", page_size=10)
+        await anext(iterator)
+        assert len(_other_tasks()) == 1  # the page ahead, pending
+        await iterator.aclose()
+        assert _other_tasks() == set()
+
+        async def consume() -> None:
+            async for _ in client.list_scenario_runs("bmr_1", page_size=10):
+                pass
+
+        asked_ahead.clear()
+        task = asyncio.create_task(consume())
+        await asked_ahead.wait()
+        for _ in range(20):  # the consumer reaches the page ahead and waits for it
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _other_tasks() == set()
+
+
+def test_an_error_on_the_page_ahead_comes_after_every_item_of_the_page_before(
+    api: Driver, router: respx.Router
+) -> None:
+    route = router.get(PAGE_PATH)
+    route.side_effect = [
+        httpx.Response(200, json={"runs": [_scenario_run(i) for i in range(3)], "has_more": True}),
+        httpx.Response(404, json={"message": "gone"}),
+    ]
+    taken: list[str] = []
+
+    async def take_async(iterator: Any) -> None:
+        async for run in iterator:
+            taken.append(run.id)
+
+    def take_sync(iterator: Any) -> None:
+        for run in iterator:
+            assert route.call_count == 2  # asked ahead before the first item
+            taken.append(run.id)
+
+    listing = api.client.list_scenario_runs("bmr_1", page_size=3)
+    with pytest.raises(RunloopNotFoundError):
+        take_sync(listing) if api.kind == "sync" else asyncio.run(take_async(listing))
+    assert taken == ["scr_00000", "scr_00001", "scr_00002"]
+
+
+@pytest.fixture
+def gc_state() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    yield
+    if was_enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("gc_state")
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("fails", [False, True], ids=["whole", "error"])
+def test_the_garbage_collector_is_paused_only_while_a_page_is_validated(
+    make_api: Callable[..., Driver],
+    router: respx.Router,
+    monkeypatch: pytest.MonkeyPatch,
+    enabled: bool,
+    fails: bool,
+) -> None:
+    api = make_api(RetryPolicy(max_retries=0))
+    route = _pages(router, 5)
+    if fails:
+        route.side_effect = [
+            httpx.Response(200, json={"runs": [_scenario_run(0)], "has_more": True}),
+            httpx.Response(200, json={"runs": [{"id": "scr_x", "state": "running"}], "has_more": False}),
+        ]
+    during: list[bool] = []
+    validate = ScenarioRunList.model_validate_json
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        during.append(gc.isenabled())
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(ScenarioRunList, "model_validate_json", spy)
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    if fails:
+        with pytest.raises(RunloopInvalidResponseError, match="scenario_id"):
+            api("list_scenario_runs", "bmr_1", page_size=1)
+    else:
+        assert len(api("list_scenario_runs", "bmr_1", page_size=2)) == 5
+    assert during
+    assert not any(during)
+    assert gc.isenabled() is enabled
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_overlapping_pauses_re_enable_the_collector_when_the_last_one_ends() -> None:
+    from airflow_provider_runloop.client import _gc_paused
+
+    gc.enable()
+    first_in, second_out = threading.Event(), threading.Event()
+
+    def other_listing() -> None:
+        with _gc_paused:
+            first_in.set()
+            second_out.wait(5)
+
+    thread = threading.Thread(target=other_listing)
+    thread.start()
+    assert first_in.wait(5)
+    with _gc_paused, _gc_paused:
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other one is still validating
+    second_out.set()
+    thread.join(5)
+    assert gc.isenabled()
 
 
 # -- counting --------------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_runloop.client import RetryPolicy, RunloopClient
+from airflow_provider_runloop.client import AsyncRunloopClient, RetryPolicy, RunloopClient
 from airflow_provider_runloop.exceptions import (
     RunloopAuthenticationError,
     RunloopBadRequestError,
@@ -135,6 +137,41 @@ def test_pagination_over_12001_items(
     assert set(ids) == set(runloop_emulator.scenario_run_states(run_id))
     assert len(runloop_emulator.requests(path=f"/v1/benchmark_runs/{run_id}/scenario_runs")) == pages
     assert client.count_scenario_runs(run_id) == 12_001
+
+
+def test_a_listing_over_loopback_asks_one_page_ahead_and_leaves_nothing_running(
+    runloop_emulator: RunloopEmulator, client: RunloopClient
+) -> None:
+    run_id = _scripted(runloop_emulator, 50)
+    runloop_emulator.advance(5)
+    path = f"/v1/benchmark_runs/{run_id}/scenario_runs"
+
+    def listing_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("runloop-listing")]
+
+    runloop_emulator.clear_requests()
+    for _ in client.list_scenario_runs(run_id, page_size=10):
+        # The page ahead was on the wire before the first page was validated; it has been answered
+        # (or is being answered) by now, and no third page was asked for.
+        assert len(listing_threads()) == 1
+        break
+    assert listing_threads() == []
+    assert len(runloop_emulator.requests(path=path)) == 2
+
+    async def first_of_async_listing() -> str:
+        async with AsyncRunloopClient(
+            runloop_emulator.api_key, base_url=runloop_emulator.base_url
+        ) as aclient:
+            listing = aclient.list_scenario_runs(run_id, page_size=10)
+            first = await anext(listing)
+            await asyncio.sleep(0.2)  # a third request would have been made by now
+            await listing.aclose()
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            return first.id
+
+    runloop_emulator.clear_requests()
+    asyncio.run(first_of_async_listing())
+    assert len(runloop_emulator.requests(path=path)) == 2
 
 
 @pytest.mark.parametrize(
