@@ -24,6 +24,7 @@ import logging
 import math
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -69,7 +70,7 @@ from airflow_provider_runloop.models import (
     ScenarioRunState,
     ScenarioRunView,
 )
-from airflow_provider_runloop.pool import PoolSettings, borrow, give_back
+from airflow_provider_runloop.pool import PoolSettings, SharedPool, borrow, give_back
 from airflow_provider_runloop.redaction import redact_credentials
 
 __all__ = [
@@ -1010,7 +1011,7 @@ class AsyncRunloopClient(_ClientCore):
         self._own: httpx.AsyncClient | None = None
         if transport is not None:
             self._own = self._settings.async_client(transport)
-        self._borrowed: httpx.AsyncClient | None = None
+        self._borrowed: SharedPool | None = None
         self._borrowed_on: asyncio.AbstractEventLoop | None = None
         self._sleep = sleep
 
@@ -1020,6 +1021,9 @@ class AsyncRunloopClient(_ClientCore):
         if self._own is not None:
             return self._own
         loop = asyncio.get_running_loop()
+        return self._shared(loop).http
+
+    def _shared(self, loop: asyncio.AbstractEventLoop) -> SharedPool:
         if self._borrowed is None or self._borrowed_on is not loop:
             # First request, or a new loop (asyncio.run twice): a pool's connections are its loop's.
             self._borrowed, self._borrowed_on = borrow(self._settings), loop
@@ -1077,10 +1081,26 @@ class AsyncRunloopClient(_ClientCore):
         return result
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
+        gate = None if self._own is not None else self._shared(asyncio.get_running_loop()).gate
+        acquired = False
+        error: RunloopError
         try:
+            if gate is not None:
+                # Waiting for a free slot is the pool time-out's job (httpx's own never starts).
+                await _acquire(gate, self._settings.timeout)
+                acquired = True
             return await self._http.send(request)
         except _SEND_ERRORS as exc:
             error = self._transport_error(request, exc)
+        except asyncio.TimeoutError:
+            error = RunloopTimeoutError(
+                request.method,
+                request.url.path,
+                f"no connection of the shared pool was free within {self._settings.timeout:g} s",
+            )
+        finally:
+            if acquired and gate is not None:
+                gate.release()
         raise error
 
     def _paginate(self, call: _Call, page_size: int | None) -> AsyncIterator[Any]:
@@ -1414,6 +1434,19 @@ def _peek_page(model: type[pydantic.BaseModel], body: bytes) -> tuple[str | None
     items = page[items_key]
     last_id = items[-1].get("id") if items else None
     return (last_id if isinstance(last_id, str) else None), page["has_more"]
+
+
+async def _acquire(gate: asyncio.Semaphore, timeout: float) -> None:
+    """Take a slot of ``gate`` within ``timeout`` seconds (``asyncio.TimeoutError`` if none frees up)."""
+    if not gate.locked():
+        await gate.acquire()  # a free slot is taken at once, without suspending
+        return
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            await gate.acquire()
+    else:  # pragma: no cover - Python 3.10
+        # wait_for, unlike asyncio.timeout, can swallow a cancellation that arrives as the slot frees up.
+        await asyncio.wait_for(gate.acquire(), timeout)
 
 
 def _normalise_base_url(base_url: str) -> str:

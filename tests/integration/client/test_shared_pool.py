@@ -11,7 +11,7 @@ from support.counting import CountingApp
 
 from airflow_provider_runloop.client import AsyncRunloopClient, RetryPolicy, RunloopClient
 from airflow_provider_runloop.exceptions import RunloopAuthenticationError
-from airflow_provider_runloop.pool import borrowers
+from airflow_provider_runloop.pool import MAX_CONNECTIONS, borrowers
 from airflow_provider_runloop.testing import EmulatorServer, ManualClock, RunloopEmulator
 
 NO_RETRY = RetryPolicy(max_retries=0)
@@ -53,10 +53,10 @@ async def test_the_clients_of_one_loop_share_one_warm_pool(
         for client in clients:
             await client.aclose()
     assert after.requests == 200
-    # The later rounds reuse the first round's connections: connections are about the pool's size,
-    # not one per request (a client per wait opened 200 here).
-    assert first_round.connections <= 50
-    assert after.connections <= first_round.connections + 10
+    # The later rounds reuse the first round's connections, and 50 requests at once never open more
+    # than the pool's gate lets through: connections are the pool's size, not one per request.
+    assert first_round.connections <= MAX_CONNECTIONS
+    assert after.connections <= first_round.connections + 5
 
 
 async def test_each_request_carries_its_own_clients_key(
@@ -173,3 +173,22 @@ async def test_clients_on_two_loops_do_not_share(
         assert (await here.get_benchmark_run(run_id)).id == run_id
     finally:
         await here.aclose()
+
+
+async def test_requests_past_the_gate_wait_for_a_free_connection(
+    served: tuple[RunloopEmulator, CountingApp, str],
+) -> None:
+    emulator, counting, base_url = served
+    run_id = emulator.start_scripted_run(script=SCRIPT)
+    emulator.add_fault("latency", method="GET", path=f"/v1/benchmark_runs/{run_id}", latency_seconds=0.2)
+    clients = _clients(emulator, base_url, 2 * MAX_CONNECTIONS)
+    counting.reset()
+    try:
+        results = await asyncio.gather(*(client.get_benchmark_run(run_id) for client in clients))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert [run.id for run in results] == [run_id] * len(clients)
+    traffic = counting.snapshot()
+    assert traffic.requests == 2 * MAX_CONNECTIONS
+    assert traffic.connections <= MAX_CONNECTIONS
