@@ -5,8 +5,8 @@ for ``/v1`` requests the faults that fire (:mod:`.faults`), the optional ``x-req
 (unverified choice 15 in ``docs/emulator.md``), the app itself, and finally the request log. Every
 response carries ``x-request-id`` (the request's own, or a generated one).
 
-A dropped or cut connection needs a way to abort the TCP connection, which the emulator's server
-(:mod:`.server`) puts in the scope's ``extensions`` (:data:`ABORT_CONNECTION_EXTENSION`; over HTTP/2 that
+A dropped or cut connection needs a way to end the TCP connection, which the emulator's server
+(:mod:`.server`) puts in the scope's ``extensions`` (:data:`CLOSE_CONNECTION_EXTENSION`; over HTTP/2 that
 ends every stream of the connection, as a real dropped connection would). In-process
 (``httpx.ASGITransport``) there is no connection to cut, so those faults raise
 :class:`httpx.RemoteProtocolError` inside the client instead, which is what the client would see over a
@@ -32,7 +32,7 @@ from airflow_provider_runloop.testing.request_log import LoggedRequest, RequestL
 from airflow_provider_runloop.testing.settings import EmulatorSettings
 from airflow_provider_runloop.testing.state import EmulatorState
 
-__all__ = ["ABORT_CONNECTION_EXTENSION", "CONTROL_PREFIX", "HEALTH_PATH", "EmulatorGateway"]
+__all__ = ["CLOSE_CONNECTION_EXTENSION", "CONTROL_PREFIX", "HEALTH_PATH", "EmulatorGateway"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,8 +40,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The key, in an HTTP scope's ``extensions``, of a callable that aborts the request's TCP connection.
-ABORT_CONNECTION_EXTENSION = "runloop_emulator.abort_connection"
+#: The key, in an HTTP scope's ``extensions``, of a callable that ends the request's TCP connection.
+CLOSE_CONNECTION_EXTENSION = "runloop_emulator.close_connection"
 CONTROL_PREFIX = "/_emulator/"
 HEALTH_PATH = "/_emulator/health"
 _SCENARIO_RUN_LIST_SUFFIX = "/scenario_runs"
@@ -69,10 +69,10 @@ def _json_error(status: int, message: str, extra_headers: Sequence[tuple[bytes, 
     return _Captured(status, headers, body)
 
 
-def _abort_of(scope: Scope) -> Callable[[], None] | None:
-    """The server's "abort this connection" callable, or ``None`` (in-process ASGI)."""
-    abort = (scope.get("extensions") or {}).get(ABORT_CONNECTION_EXTENSION)
-    return abort if callable(abort) else None
+def _closer_of(scope: Scope) -> Callable[[], None] | None:
+    """The server's "end this connection" callable, or ``None`` (in-process ASGI)."""
+    close = (scope.get("extensions") or {}).get(CLOSE_CONNECTION_EXTENSION)
+    return close if callable(close) else None
 
 
 class EmulatorGateway:
@@ -316,8 +316,8 @@ def _headers(captured: _Captured, request_id: bytes) -> list[tuple[bytes, bytes]
 
 async def _cut_connection(scope: Scope, send: Send, partial: tuple[_Captured, bytes] | None) -> None:
     """Close the connection, after the headers and half the body of ``partial`` if given."""
-    abort = _abort_of(scope)
-    if abort is None:
+    close = _closer_of(scope)
+    if close is None:
         message = (
             "Server disconnected without sending a response."
             if partial is None
@@ -340,7 +340,7 @@ async def _cut_connection(scope: Scope, send: Send, partial: tuple[_Captured, by
                 "more_body": True,
             }
         )
-    abort()
+    close()
     # Let the server notice the closed connection before the app returns, so it does not try to
     # answer with its own 500 on a dead socket.
     await asyncio.sleep(0)

@@ -23,14 +23,15 @@ import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from types import TracebackType
 from typing import Any, cast
 
-# The key, in an HTTP scope's ``extensions``, of a callable that aborts the request's TCP connection
+# The key, in an HTTP scope's ``extensions``, of a callable that ends the request's TCP connection
 # (every HTTP/2 stream on it too): how the emulator's drop_connection and truncate_body faults cut one.
-from airflow_provider_runloop.testing.gateway import ABORT_CONNECTION_EXTENSION
+from airflow_provider_runloop.testing.gateway import CLOSE_CONNECTION_EXTENSION
 
-__all__ = ["ABORT_CONNECTION_EXTENSION", "KEEP_ALIVE_TIMEOUT", "EmulatorServer"]
+__all__ = ["CLOSE_CONNECTION_EXTENSION", "KEEP_ALIVE_TIMEOUT", "EmulatorServer"]
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -47,7 +48,7 @@ def _transport_behind(send: Any) -> asyncio.Transport | None:
     """The TCP transport behind Hypercorn's ``send``: stream -> protocol -> TCP server -> writer.
 
     Hypercorn keeps no public handle on a request's connection; this walks its (0.17/0.18) objects and
-    returns ``None`` if they ever change, when the faults that need it fall back to a 500.
+    returns ``None`` if they ever change (the faults that need it then answer 500).
     """
     stream = getattr(send, "__self__", None)
     protocol = getattr(getattr(stream, "send", None), "__self__", None)
@@ -57,9 +58,22 @@ def _transport_behind(send: Any) -> asyncio.Transport | None:
     return transport if isinstance(transport, asyncio.Transport) else None
 
 
+def _end_connection(transport: asyncio.Transport) -> None:
+    """Send FIN now, so the client reads the end of the stream ("server disconnected").
+
+    Not an abort: closing the socket while the client's last frames (an HTTP/2 SETTINGS ack, a window
+    update) are still unread would send a reset instead. Hypercorn closes the socket when the client
+    has closed its end (or at :meth:`EmulatorServer.stop`); nothing more can be written on it.
+    """
+    if transport.can_write_eof():
+        transport.write_eof()
+    else:
+        transport.abort()
+
+
 class _ServedApp:
     """What Hypercorn runs: lifespan answered here (the app never sees it), no websockets, and the
-    connection-abort extension added to each HTTP scope."""
+    connection-closing extension added to each HTTP scope."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,7 +89,7 @@ class _ServedApp:
             transport = _transport_behind(send)
             if transport is not None:
                 extensions = scope.setdefault("extensions", {})
-                extensions[ABORT_CONNECTION_EXTENSION] = transport.abort
+                extensions[CLOSE_CONNECTION_EXTENSION] = partial(_end_connection, transport)
             await self.app(scope, receive, send)
         elif kind == "lifespan":
             while True:
