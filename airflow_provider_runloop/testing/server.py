@@ -8,8 +8,9 @@ works too, for requests without a body.)
 
 It binds only the host it is given (``127.0.0.1`` by default) and, with port 0, a free port chosen by
 the OS, so parallel test runs never collide. It installs no signal handlers and leaves the host
-process's logging configuration alone (only the level of the ``hypercorn.error`` logger is set); there is
-no access log and no ``server`` header. An idle keep-alive connection is kept open for
+process's logging configuration alone: Hypercorn's errors go to this module's logger (whose level is
+set from ``log_level``) and propagate as usual, no handler is added; there is no access log and no
+``server`` header. An idle keep-alive connection is kept open for
 :data:`KEEP_ALIVE_TIMEOUT` seconds (clients poll less often than uvicorn's 5 s default would allow), and
 there is no cap on the number of requests per connection.
 """
@@ -47,7 +48,7 @@ GRACEFUL_TIMEOUT = 2.0
 def _transport_behind(send: Any) -> asyncio.Transport | None:
     """The TCP transport behind Hypercorn's ``send``: stream -> protocol -> TCP server -> writer.
 
-    Hypercorn keeps no public handle on a request's connection; this walks its (0.17/0.18) objects and
+    Hypercorn keeps no public handle on a request's connection; this walks its (0.18) objects and
     returns ``None`` if they ever change (the faults that need it then answer 500).
     """
     stream = getattr(send, "__self__", None)
@@ -126,7 +127,7 @@ class EmulatorServer:
     :param app: the ASGI app to serve.
     :param host: the address to bind; only this one is bound.
     :param port: the port; 0 picks a free one (read it back from :attr:`port`).
-    :param log_level: the level of Hypercorn's error logger (``hypercorn.error``).
+    :param log_level: the level of the logger Hypercorn reports errors to (this module's).
 
     Both protocols are served on the port by default: HTTP/1.1, and HTTP/2 over cleartext with prior
     knowledge (the client opens with the HTTP/2 preface). Idle connections of either stay open for
@@ -165,7 +166,7 @@ class EmulatorServer:
     def _config(self) -> Any:
         from hypercorn.config import Config
 
-        error_logger = logging.getLogger("hypercorn.error")
+        error_logger = logging.getLogger(__name__)
         error_logger.setLevel(self._log_level.upper())
         config = Config()
         config.accesslog = None

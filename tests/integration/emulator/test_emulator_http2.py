@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -37,6 +38,7 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     emulator = RunloopEmulator(clock=ManualClock())
+    app = emulator.app  # built here (FastAPI's first import can be slow), not in the first request
     seen: list[tuple[str, int]] = []
 
     async def counting(
@@ -46,7 +48,7 @@ def served() -> Iterator[Served]:
     ) -> None:
         if scope["type"] == "http":
             seen.append((scope["http_version"], scope["client"][1]))
-        await emulator.app(scope, receive, send)
+        await app(scope, receive, send)
 
     with EmulatorServer(counting) as server:
         yield Served(emulator, server, seen)
@@ -173,3 +175,17 @@ def test_stopping_with_an_idle_http2_connection_open_ends_the_thread() -> None:
         assert not server.running
         with pytest.raises(httpx.TransportError):
             http.get("/v1/benchmarks")
+
+
+def test_the_server_adds_no_logging_handler_and_no_access_log(caplog: pytest.LogCaptureFixture) -> None:
+    watched = ["", "hypercorn.error", "hypercorn.access", "airflow_provider_runloop.testing.server"]
+    before = {name: list(logging.getLogger(name).handlers) for name in watched}
+    emulator = RunloopEmulator(clock=ManualClock())
+    with (
+        caplog.at_level(logging.DEBUG),
+        EmulatorServer(emulator.app) as server,
+        httpx.Client(base_url=server.base_url, headers=emulator.auth_headers) as http,
+    ):
+        assert http.get("/v1/benchmarks").status_code == 200
+    assert {name: list(logging.getLogger(name).handlers) for name in watched} == before
+    assert not [r for r in caplog.records if r.name.startswith("hypercorn") or "GET /v1" in r.getMessage()]
