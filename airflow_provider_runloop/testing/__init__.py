@@ -12,7 +12,7 @@ repository. Start it as:
   to serve it on 127.0.0.1.
 
 Names are imported lazily so that ``import airflow_provider_runloop.testing`` (which pytest does for the
-plugin in every test session) stays cheap; FastAPI and uvicorn load only when an emulator serves.
+plugin in every test session) stays cheap; FastAPI and Hypercorn load only when an emulator serves.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Command line: ``python -m airflow_provider_runloop.testing [options]``.
 
 Starts an emulator on ``--host`` (default 127.0.0.1; nothing else is bound) and ``--port`` (default 8765;
-0 picks a free port), seeds a benchmark from ``--script FILE`` (JSON or YAML) or ``--scenarios N``, starts
+0 picks a free port), speaking HTTP/1.1 and HTTP/2 cleartext with prior knowledge (h2c) on that one port,
+seeds a benchmark from ``--script FILE`` (JSON or YAML) or ``--scenarios N``, starts
 one scripted benchmark run of it (unless ``--no-run``), prints the base URL and the Airflow connection
 to use, optionally writes a JSON "ready" file, and serves until SIGTERM or SIGINT (exit status 0; the
 ready file is removed).
@@ -37,7 +38,10 @@ DEFAULT_PORT = 8765
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_runloop.testing",
-        description="Run a local Runloop API emulator (benchmarks, runs, jobs, scenarios).",
+        description=(
+            "Run a local Runloop API emulator (benchmarks, runs, jobs, scenarios). One port serves"
+            " HTTP/1.1 and HTTP/2 cleartext with prior knowledge (h2c)."
+        ),
         # A wheel has no docs/ folder: point at what is installed, and at the repository's guide.
         epilog=(
             "scenario scripts (--script): python -m pydoc airflow_provider_runloop.testing.script\n"
@@ -124,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        print(f"Runloop emulator serving at {emulator.base_url} (API key: {emulator.api_key})")
+        print(
+            f"Runloop emulator serving at {emulator.base_url} (HTTP/1.1 and HTTP/2 h2c prior knowledge;"
+            f" API key: {emulator.api_key})"
+        )
         print(
             f"benchmark {seeded.benchmark_id} ({len(seeded.scenario_ids)} scenarios); scripted run {run_id}"
         )

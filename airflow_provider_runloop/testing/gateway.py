@@ -5,8 +5,10 @@ for ``/v1`` requests the faults that fire (:mod:`.faults`), the optional ``x-req
 (unverified choice 15 in ``docs/emulator.md``), the app itself, and finally the request log. Every
 response carries ``x-request-id`` (the request's own, or a generated one).
 
-A dropped or cut connection needs the server's transport, which uvicorn exposes on the ``send`` callable's
-owner. In-process (``httpx.ASGITransport``) there is no connection to cut, so those faults raise
+A dropped or cut connection needs a way to end the TCP connection, which the emulator's server
+(:mod:`.server`) puts in the scope's ``extensions`` (:data:`CLOSE_CONNECTION_EXTENSION`; over HTTP/2 that
+ends every stream of the connection, as a real dropped connection would). In-process
+(``httpx.ASGITransport``) there is no connection to cut, so those faults raise
 :class:`httpx.RemoteProtocolError` inside the client instead, which is what the client would see over a
 real socket.
 """
@@ -30,7 +32,7 @@ from airflow_provider_runloop.testing.request_log import LoggedRequest, RequestL
 from airflow_provider_runloop.testing.settings import EmulatorSettings
 from airflow_provider_runloop.testing.state import EmulatorState
 
-__all__ = ["CONTROL_PREFIX", "HEALTH_PATH", "EmulatorGateway"]
+__all__ = ["CLOSE_CONNECTION_EXTENSION", "CONTROL_PREFIX", "HEALTH_PATH", "EmulatorGateway"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,6 +40,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: The key, in an HTTP scope's ``extensions``, of a callable that ends the request's TCP connection.
+CLOSE_CONNECTION_EXTENSION = "runloop_emulator.close_connection"
 CONTROL_PREFIX = "/_emulator/"
 HEALTH_PATH = "/_emulator/health"
 _SCENARIO_RUN_LIST_SUFFIX = "/scenario_runs"
@@ -65,11 +69,10 @@ def _json_error(status: int, message: str, extra_headers: Sequence[tuple[bytes, 
     return _Captured(status, headers, body)
 
 
-def _transport_of(send: Send) -> Any:
-    """The server's asyncio transport behind ``send`` (uvicorn), or ``None`` (in-process ASGI)."""
-    owner = getattr(send, "__self__", None)
-    transport = getattr(owner, "transport", None)
-    return transport if transport is not None and hasattr(transport, "abort") else None
+def _closer_of(scope: Scope) -> Callable[[], None] | None:
+    """The server's "end this connection" callable, or ``None`` (in-process ASGI)."""
+    close = (scope.get("extensions") or {}).get(CLOSE_CONNECTION_EXTENSION)
+    return close if callable(close) else None
 
 
 class EmulatorGateway:
@@ -121,36 +124,56 @@ class EmulatorGateway:
         is_control = path.startswith(CONTROL_PREFIX)
 
         exchange = _Exchange()
+        logged = False
+
+        def log(status: int | None) -> None:
+            nonlocal logged
+            if logged or is_control:
+                return
+            logged = True
+            self.request_log.append(
+                LoggedRequest(
+                    seq=seq,
+                    time_ms=self.clock.now_ms(),
+                    method=method,
+                    path=path,
+                    query=query,
+                    status=status,
+                    request_id=request_id,
+                    fault=exchange.fault,
+                    headers={k: v for k, v in headers.items() if k != "authorization"},
+                    body=_parsed(body),
+                )
+            )
+
+        started_status: int | None = None
+
+        async def send_logged(message: Message) -> None:
+            # Logged before the last byte of the answer leaves: once a client has its response, the
+            # request is in the log (a server may still be busy with the connection after that send).
+            nonlocal started_status
+            if message["type"] == "http.response.start":
+                started_status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                log(started_status)
+            await send(message)
+
         try:
             if not self._authorized(headers):
                 captured = _json_error(
                     401, "Missing or invalid API key: send 'Authorization: Bearer <api key>'."
                 )
-                exchange.status = await self._send(send, captured, response_request_id)
+                exchange.status = await self._send(send_logged, captured, response_request_id)
             elif is_control:
                 captured = await self._call_app(scope, body)
-                exchange.status = await self._send(send, captured, response_request_id)
+                exchange.status = await self._send(send_logged, captured, response_request_id)
             else:
                 await self._serve_api(
-                    exchange, scope, send, method, path, query, headers, body, response_request_id
+                    exchange, scope, send_logged, method, path, query, headers, body, response_request_id
                 )
         finally:
             # Logged even when a fault cut the connection (in-process, that raises into the client).
-            if not is_control:
-                self.request_log.append(
-                    LoggedRequest(
-                        seq=seq,
-                        time_ms=self.clock.now_ms(),
-                        method=method,
-                        path=path,
-                        query=query,
-                        status=exchange.status,
-                        request_id=request_id,
-                        fault=exchange.fault,
-                        headers={k: v for k, v in headers.items() if k != "authorization"},
-                        body=_parsed(body),
-                    )
-                )
+            log(exchange.status)
 
     async def _serve_api(
         self,
@@ -197,7 +220,7 @@ class EmulatorGateway:
             )
             return
         if kind == "drop_connection":
-            await _cut_connection(send, None)
+            await _cut_connection(scope, send, None)
             return
         if kind == "repeat_page":
             exchange.status = await self._send(send, self._last_pages[page_key], response_request_id)
@@ -234,7 +257,7 @@ class EmulatorGateway:
                 self._replies.popitem(last=False)
 
         if kind == "truncate_body":
-            await _cut_connection(send, (captured, response_request_id))
+            await _cut_connection(scope, send, (captured, response_request_id))
             return
         if fault is not None and kind == "delay_answer":
             await asyncio.sleep(fault.latency_seconds)
@@ -291,10 +314,10 @@ def _headers(captured: _Captured, request_id: bytes) -> list[tuple[bytes, bytes]
     return headers
 
 
-async def _cut_connection(send: Send, partial: tuple[_Captured, bytes] | None) -> None:
+async def _cut_connection(scope: Scope, send: Send, partial: tuple[_Captured, bytes] | None) -> None:
     """Close the connection, after the headers and half the body of ``partial`` if given."""
-    transport = _transport_of(send)
-    if transport is None:
+    close = _closer_of(scope)
+    if close is None:
         message = (
             "Server disconnected without sending a response."
             if partial is None
@@ -317,7 +340,7 @@ async def _cut_connection(send: Send, partial: tuple[_Captured, bytes] | None) -
                 "more_body": True,
             }
         )
-    transport.abort()
+    close()
     # Let the server notice the closed connection before the app returns, so it does not try to
     # answer with its own 500 on a dead socket.
     await asyncio.sleep(0)

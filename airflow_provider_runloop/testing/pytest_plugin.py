@@ -3,7 +3,7 @@
 ``runloop_emulator``
     A fresh :class:`~airflow_provider_runloop.testing.RunloopEmulator` per test with a
     :class:`~airflow_provider_runloop.testing.ManualClock` (time moves only on ``advance()``), served on
-    ``127.0.0.1`` at ``base_url``. Starting it is cheap: one uvicorn server per session serves whichever
+    ``127.0.0.1`` at ``base_url``. Starting it is cheap: one server per session serves whichever
     emulator the current test owns, so a test pays for building its emulator, not for a server. Options
     go in a marker: ``@pytest.mark.runloop_emulator(seed=3, emit_nulls=True, script={...})`` (any
     ``RunloopEmulator`` keyword argument).
@@ -23,7 +23,7 @@ Example::
         runloop_emulator.advance(60)
         ...
 
-The plugin imports nothing heavy at collection time: FastAPI and uvicorn load on first use.
+The plugin imports nothing heavy at collection time: FastAPI and Hypercorn load on first use.
 """
 
 from __future__ import annotations

@@ -181,6 +181,26 @@ def test_emulator_quickstart() -> None:
     # --8<-- [end:howto_emulator_quickstart]
 
 
+def test_emulator_http2_prior_knowledge() -> None:
+    # --8<-- [start:howto_emulator_http2]
+    import httpx
+
+    from airflow_provider_runloop.testing import ManualClock, RunloopEmulator
+
+    with (
+        RunloopEmulator(clock=ManualClock()) as emulator,
+        # HTTP/2 with prior knowledge on http://: no HTTP/1.1 at all, no Upgrade; needs h2 installed.
+        httpx.Client(
+            base_url=emulator.base_url, headers=emulator.auth_headers, http1=False, http2=True
+        ) as api,
+    ):
+        run_id = emulator.start_scripted_run()
+        response = api.get(f"/v1/benchmark_runs/{run_id}")
+        assert response.http_version == "HTTP/2"
+    # --8<-- [end:howto_emulator_http2]
+    assert response.json()["id"] == run_id
+
+
 @pytest.mark.parametrize("results_format", ["jsonl", "json", "csv", "parquet"])
 def test_reading_exported_results_back(
     connected: RunloopEmulator, tmp_path: Any, results_format: str
