@@ -143,19 +143,19 @@ class ScenarioRunTally:
         self._index: dict[str, int] = {}
         self._flags = bytearray()
         self._start = array("q")
-        self._position = array("q")
+        self._position = array("I")  # 4 bytes: a listing of 4 billion runs overflows loudly
         self._score = array("d")
         # Each scenario's scoring-function scores: _fn_count[i] entries from _fn_at[i] in the flat
         # _fn_name (an index into _names) and _fn_score arrays.
-        self._fn_at = array("q")
-        self._fn_count = array("q")
-        self._fn_name = array("q")
+        self._fn_at = array("I")
+        self._fn_count = array("I")
+        self._fn_name = array("I")
         self._fn_score = array("d")
         self._fn_garbage = 0
         self._names: list[str] = []
         self._name_index: dict[str, int] = {}
         # A scenario's slot in _ids, given the first time its latest run is a named one and reused.
-        self._id_slot = array("q")
+        self._id_slot = array("i")
         self._ids: list[str | None] = []
         self._all_runs_by_state: Counter[ScenarioRunState] = Counter()
         self._active_ids: dict[ScenarioRunState, list[str]] = {state: [] for state in ACTIVE_SCENARIO_STATES}
@@ -241,7 +241,7 @@ class ScenarioRunTally:
 
     def _compact_function_scores(self) -> None:
         # Superseded runs' scores are dropped, so the arrays grow with scenarios, not with retries.
-        names, scores = array("q"), array("d")
+        names, scores = array("I"), array("d")
         for index, (at, count) in enumerate(zip(self._fn_at, self._fn_count, strict=True)):
             self._fn_at[index] = len(names)
             names.extend(self._fn_name[at : at + count])
