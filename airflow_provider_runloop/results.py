@@ -79,6 +79,10 @@ ENVIRONMENT_COLUMNS: Final[tuple[str, ...]] = ("environment_variables", "secrets
 ROWS_PER_ROW_GROUP: Final = 10_000
 """Records per Parquet row group: bounds the writer's memory and keeps row groups a useful size."""
 
+# A row group is gathered as Arrow record batches of this many records: only one batch is held as
+# Python dicts (a record dict weighs several times its columnar form), the rest is compact.
+_ROWS_PER_BATCH: Final = 1000
+
 PARQUET_EXTRA: Final = "airflow-provider-runloop[parquet]"
 
 # Text is handed to the file in chunks of about this size: few, large writes are what object stores
@@ -336,7 +340,8 @@ class ParquetWriter(ResultsWriter):
     ``metadata`` and the environment columns are ``map<string, string>``, and
     ``scoring_function_results`` is a ``list<struct<name, score, state[, output]>>``.
 
-    :param row_group_size: records per row group (memory holds at most one group).
+    :param row_group_size: records per row group (memory holds at most one group, as Arrow columns,
+        and up to 1,000 records as dicts).
     """
 
     format = ResultsFormat.PARQUET
@@ -349,19 +354,28 @@ class ParquetWriter(ResultsWriter):
         self._pa = pa
         self._arrow_schema = parquet_schema(schema)
         self._row_group_size = row_group_size
+        self._batch_size = min(_ROWS_PER_BATCH, row_group_size)
         self._rows: list[Mapping[str, Any]] = []
+        self._batches: list[Any] = []  # pyarrow.RecordBatch, of the row group being gathered
+        self._batched_rows = 0
         # pyarrow wraps a Python file object and never closes it: closing stays the caller's job.
         self._parquet = pq.ParquetWriter(file, self._arrow_schema)
 
     def write(self, record: Mapping[str, Any]) -> None:
         self._rows.append(record)
         self.records_written += 1
-        if len(self._rows) >= self._row_group_size:
-            self._write_row_group()
+        if (
+            len(self._rows) >= self._batch_size
+            or self._batched_rows + len(self._rows) >= self._row_group_size
+        ):
+            self._convert_batch()
+            if self._batched_rows >= self._row_group_size:
+                self._write_row_group()
 
     def finish(self) -> None:
         # An empty export still gets a valid file with the full schema.
-        if self._rows or self.records_written == 0:
+        if self._rows or self._batches or self.records_written == 0:
+            self._convert_batch()
             self._write_row_group()
         self._parquet.close()
 
@@ -369,10 +383,11 @@ class ParquetWriter(ResultsWriter):
         # Closed now, while the file is still open: pyarrow would otherwise close it when garbage
         # collected, writing a footer into a file that is closed by then.
         self._rows = []
+        self._batches = []
         with contextlib.suppress(Exception):
             self._parquet.close()
 
-    def _write_row_group(self) -> None:
+    def _convert_batch(self) -> None:
         pa = self._pa
         arrays = []
         for column in self.schema.columns:
@@ -381,8 +396,16 @@ class ParquetWriter(ResultsWriter):
             source = "start_time_ms" if column == "start_time" else column
             values = [row[source] for row in self._rows]
             arrays.append(pa.array(values, type=field.type))
-        self._parquet.write_table(pa.Table.from_arrays(arrays, schema=self._arrow_schema))
+        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema))
+        self._batched_rows += len(self._rows)
         self._rows = []
+
+    def _write_row_group(self) -> None:
+        # One row group of the gathered batches (write_table slices by rows, not by batch).
+        table = self._pa.Table.from_batches(self._batches, schema=self._arrow_schema)
+        self._parquet.write_table(table, row_group_size=max(self._batched_rows, 1))
+        self._batches = []
+        self._batched_rows = 0
 
 
 def parquet_schema(schema: RecordSchema) -> Any:

@@ -60,13 +60,23 @@ from airflow_provider_runloop.storage import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DEFAULT_MAX_XCOM_RECORDS_BYTES", "RunloopBenchmarkResultsOperator", "some_ids"]
+__all__ = [
+    "DEFAULT_MAX_XCOM_RECORDS_BYTES",
+    "EXPORT_PAGE_SIZE",
+    "RunloopBenchmarkResultsOperator",
+    "some_ids",
+]
 
 DEFAULT_MAX_XCOM_RECORDS_BYTES: Final = 48 * 1024
 """Records go to XCom (when there is no destination) only below this many bytes of JSON."""
 
 # A progress line every this many records: a 100,000-run export logs ten lines, not a hundred thousand.
 _LOG_EVERY: Final = 10_000
+
+EXPORT_PAGE_SIZE: Final = 1000
+"""Scenario runs per listing request when ``page_size`` is not given. One page of parsed runs is what
+the export holds at a time: 1,000 keep it to a few MiB (the API's maximum, 5,000, would take about
+20 MiB), at the same throughput."""
 
 
 class RunloopBenchmarkResultsOperator(BaseOperator):
@@ -115,7 +125,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         meanwhile, nothing is written and the task fails as not ready. ``allow_partial`` exports at once.
     :param max_xcom_records_bytes: without a destination, the most bytes of JSON records put into XCom;
         above it the task fails and asks for a destination. XCom lives in the metadata database.
-    :param page_size: scenario runs per listing request (1 to 5000; default 5000).
+    :param page_size: scenario runs per listing request (1 to 5000; default ``EXPORT_PAGE_SIZE``, 1000:
+        the export holds one page of runs at a time).
     """
 
     template_fields: Sequence[str] = ("benchmark_run_id", "destination", "runloop_conn_id")
@@ -226,9 +237,6 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         RunloopBenchmarkRunLink.persist(
             context, benchmark_run_url(hook.get_conn().base_url, run.id, run.benchmark_id)
         )
-        expected_ids = (
-            None if self.expected_scenario_count is not None else hook.get_expected_scenario_ids(run)
-        )
         schema = RecordSchema(
             include_scorer_output=self.include_scorer_output, include_environment=self.include_environment
         )
@@ -243,12 +251,18 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             self.log.info("Collecting the scenario runs of %s for XCom (no destination set)", run.id)
 
         tally = ScenarioRunTally()
+        page_size = EXPORT_PAGE_SIZE if self.page_size is None else self.page_size
         try:
-            for scenario_run in hook.list_scenario_runs(benchmark_run_id, page_size=self.page_size):
+            for scenario_run in hook.list_scenario_runs(benchmark_run_id, page_size=page_size):
                 tally.add(scenario_run)
                 sink.write(schema.record(scenario_run, benchmark_run_id=benchmark_run_id))
                 if tally.total_runs % _LOG_EVERY == 0:
                     self.log.info("%s: %d scenario runs listed", run.id, tally.total_runs)
+            # Fetched only now, once the listing (and its pages) are gone: a large benchmark's
+            # scenarioIds are as many strings as the tally's own ids, and only the verdict needs them.
+            expected_ids = (
+                None if self.expected_scenario_count is not None else hook.get_expected_scenario_ids(run)
+            )
             verdict = judge(
                 run,
                 tally,
@@ -265,6 +279,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             )
             if verdict.failure_hold is not None and not self.allow_partial:
                 verdict = self._wait_for_failure_to_settle(verdict, expected_ids, listed=tally.total_runs)
+            del expected_ids  # not needed past the verdict: freed before the file is finished
             if not verdict.done:
                 if not self.allow_partial:
                     active = tally.active_runs(

@@ -37,7 +37,6 @@ from airflow_provider_runloop.progress.states import (
 from airflow_provider_runloop.progress.summary import BenchmarkRunSummary, format_progress
 from airflow_provider_runloop.progress.tally import (
     MAX_LISTED_IDS,
-    LatestRun,
     ScenarioRunCounts,
     ScenarioRunTally,
 )
@@ -424,30 +423,36 @@ def judge(
     run_state = known_benchmark_run_state(run)
     expected = _resolve_expected(expected_count, expected_scenario_ids)
     scored_final = scored_is_final(run_state, accept_scored)
-    latest = dict(tally.latest_runs())
-
-    classes = {
-        scenario_id: classify_scenario_state(held.state, accept_scored=scored_final)
-        for scenario_id, held in latest.items()
-    }
-    finished = sum(1 for cls in classes.values() if cls.is_finished)
-    failed_run_ids = [
-        latest[scenario_id].run_id
-        for scenario_id, cls in classes.items()
-        if cls is ScenarioStateClass.FINISHED_FAILURE
-    ]
+    # Read from the tally's compact arrays: no object per scenario is built here.
+    latest_states = tally.latest_state_counts()
+    classes = {state: classify_scenario_state(state, accept_scored=scored_final) for state in latest_states}
+    finished = sum(count for state, count in latest_states.items() if classes[state].is_finished)
+    failed_count = sum(
+        count
+        for state, count in latest_states.items()
+        if classes[state] is ScenarioStateClass.FINISHED_FAILURE
+    )
+    # Sorted, so the ids named do not depend on the listing's order.
+    failed_run_ids = heapq.nsmallest(MAX_LISTED_IDS, tally.failed_run_ids())
+    missing_ids: list[str] = []
     if expected.ids is not None:
-        missing_ids = [scenario_id for scenario_id in expected.ids if scenario_id not in latest]
-        missing_count: int | None = len(missing_ids)
-        all_expected_finished = all(
-            scenario_id in classes and classes[scenario_id].is_finished for scenario_id in expected.ids
-        )
+        # Looked up in the tally one by one: no set of either side's ids is built.
+        missing = 0
+        all_expected_finished = True
+        for scenario_id in expected.ids:
+            state = tally.latest_state(scenario_id)
+            if state is None:
+                missing += 1
+                if len(missing_ids) < MAX_LISTED_IDS:
+                    missing_ids.append(scenario_id)
+                all_expected_finished = False
+            elif not classes[state].is_finished:
+                all_expected_finished = False
+        missing_count: int | None = missing
     elif expected.count is not None:
-        missing_ids = []
-        missing_count = max(0, expected.count - len(latest))
+        missing_count = max(0, expected.count - tally.started_scenarios)
         all_expected_finished = finished >= expected.count
     else:
-        missing_ids = []
         missing_count = None
         all_expected_finished = False
 
@@ -457,15 +462,20 @@ def judge(
         done, failure_reason = True, _run_failure_reason(run_state)
     elif active_runs > 0 or not (run_state is BenchmarkRunState.COMPLETED or all_expected_finished):
         done, failure_reason = False, None
-    elif not latest:
+    elif not tally.started_scenarios:
         done, failure_reason = True, "the benchmark run is completed but no scenario run ever started"
-    elif fail_on_scenario_failure and (failed_run_ids or missing_count):
-        done, failure_reason = True, _scenario_failure_reason(failed_run_ids, missing_ids, missing_count or 0)
+    elif fail_on_scenario_failure and (failed_count or missing_count):
+        done, failure_reason = (
+            True,
+            _scenario_failure_reason(failed_run_ids, failed_count, missing_ids, missing_count or 0),
+        )
     else:
         done, failure_reason = True, None
 
-    scored = [held for held in latest.values() if held.score is not None]
-    function_means, functions_truncated = _function_means(scored)
+    # sum() as before (the same order, the same float): Python 3.12's sum compensates, 3.11's does not.
+    scored = sum(1 for _ in tally.scores())
+    score_sum = sum(tally.scores())
+    function_means, functions_truncated = _function_means(tally.function_scores())
     summary = BenchmarkRunSummary(
         benchmark_run_id=run.id,
         benchmark_run_state=run_state.value,
@@ -476,21 +486,22 @@ def judge(
         exact=True,
         accept_scored=accept_scored,
         expected_scenarios=expected.count,
-        started_scenarios=len(latest),
+        started_scenarios=tally.started_scenarios,
         finished_scenarios=finished,
         total_scenario_runs=tally.total_runs,
-        state_counts=_latest_state_counts(latest.values()),
-        mean_score=(sum(held.score or 0.0 for held in scored) / len(scored)) if scored else None,
-        scored_scenarios=len(scored),
+        # Every state is present, zeros included, so consumers of the XCom can index without .get().
+        state_counts={state.value: latest_states[state] for state in SCENARIO_STATE_ORDER},
+        mean_score=score_sum / scored if scored else None,
+        scored_scenarios=scored,
         scoring_function_mean_scores=function_means,
         scoring_function_mean_scores_truncated=functions_truncated,
-        failed_scenario_count=len(failed_run_ids),
-        # Sorted, so the ids named do not depend on the listing's order.
-        failed_scenario_run_ids=tuple(heapq.nsmallest(MAX_LISTED_IDS, failed_run_ids)),
-        failed_scenario_run_ids_truncated=len(failed_run_ids) > MAX_LISTED_IDS,
+        failed_scenario_count=failed_count,
+        failed_scenario_run_ids=tuple(failed_run_ids),
+        failed_scenario_run_ids_truncated=failed_count > MAX_LISTED_IDS,
         missing_scenario_count=missing_count,
-        missing_scenario_ids=tuple(missing_ids[:MAX_LISTED_IDS]),
-        missing_scenario_ids_truncated=len(missing_ids) > MAX_LISTED_IDS,
+        missing_scenario_ids=tuple(missing_ids),
+        # Only ids can be truncated: a count alone names none.
+        missing_scenario_ids_truncated=expected.ids is not None and (missing_count or 0) > MAX_LISTED_IDS,
         benchmark_score=run.score,
     )
     return BenchmarkRunVerdict(
@@ -506,12 +517,15 @@ def _run_failure_reason(run_state: BenchmarkRunState) -> str:
     )
 
 
-def _scenario_failure_reason(failed_run_ids: list[str], missing_ids: list[str], missing_count: int) -> str:
+def _scenario_failure_reason(
+    failed_run_ids: list[str], failed_count: int, missing_ids: list[str], missing_count: int
+) -> str:
+    # failed_run_ids: the smallest of the failed latest runs' ids, sorted; missing_ids: the first missing.
     parts = []
-    if failed_run_ids:
+    if failed_count:
         parts.append(
-            f"{_plural(len(failed_run_ids), 'scenario')} did not complete (failed, timed out or canceled; "
-            f"latest runs: {_name_some(sorted(failed_run_ids), len(failed_run_ids))})"
+            f"{_plural(failed_count, 'scenario')} did not complete (failed, timed out or canceled; "
+            f"latest runs: {_name_some(failed_run_ids, failed_count)})"
         )
     if missing_count:
         named = f" ({_name_some(missing_ids, missing_count)})" if missing_ids else ""
@@ -551,19 +565,13 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _latest_state_counts(latest: Iterable[LatestRun]) -> dict[str, int]:
-    counter = Counter(held.state for held in latest)
-    # Every state is present, zeros included, so consumers of the XCom can index without .get().
-    return {state.value: counter[state] for state in SCENARIO_STATE_ORDER}
-
-
-def _function_means(scored: Sequence[LatestRun]) -> tuple[dict[str, float], bool]:
+def _function_means(function_scores: Iterable[tuple[str, float]]) -> tuple[dict[str, float], bool]:
+    # function_scores: every scored latest run's (name, score) pairs, in first-listed order.
     totals: dict[str, float] = {}
     counts: Counter[str] = Counter()
-    for held in scored:
-        for name, score in held.function_scores:
-            totals[name] = totals.get(name, 0.0) + score
-            counts[name] += 1
+    for name, score in function_scores:
+        totals[name] = totals.get(name, 0.0) + score
+        counts[name] += 1
     # Scenarios can name their scoring functions freely, so the number of names is unbounded; keep the
     # most used (ties by name) to keep the summary small.
     kept = sorted(counts, key=lambda name: (-counts[name], name))[:MAX_SCORING_FUNCTIONS]

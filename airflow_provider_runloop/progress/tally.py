@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from airflow_provider_runloop.models import ScenarioRunState, ScenarioRunView
+from airflow_provider_runloop.models import ScenarioRunState, ScenarioRunView, ScoringFunctionResult
 from airflow_provider_runloop.progress.states import (
     ACTIVE_SCENARIO_STATES,
     ScenarioStateClass,
@@ -64,21 +65,48 @@ class ScenarioRunCounts:
 
 
 class LatestRun(NamedTuple):
-    """A scenario's latest run, as the tally keeps it: only what the verdict and the summary need."""
+    """A scenario's latest run, as the tally reports it: only what the verdict and the summary need.
+
+    Built on demand from the tally's compact arrays (the tally keeps no object per scenario).
+    ``run_id`` is the run's id for a failed, timed-out or canceled run (the only ones a verdict names),
+    and ``None`` for any other state.
+    """
 
     order_key: tuple[bool, int, int]
-    run_id: str
+    run_id: str | None
     state: ScenarioRunState
     score: float | None
     function_scores: tuple[tuple[str, float], ...]
 
 
+# One byte per scenario: the latest run's state code, and whether it has a start time and a score.
+_STATES: Final[tuple[ScenarioRunState, ...]] = tuple(ScenarioRunState)
+_STATE_CODE: Final[Mapping[ScenarioRunState, int]] = {state: code for code, state in enumerate(_STATES)}
+_HAS_START: Final = 0x40
+_HAS_SCORE: Final = 0x80
+_STATE_MASK: Final = 0x3F
+# The latest runs whose ids a verdict names (their class does not depend on accept_scored).
+_NAMED_STATES: Final = frozenset(
+    state
+    for state in _STATES
+    if classify_scenario_state(state, accept_scored=False) is ScenarioStateClass.FINISHED_FAILURE
+)
+_NO_SLOT: Final = -1
+# Superseded runs' function scores are dropped once there are this many and they are half the arrays.
+_COMPACT_AFTER = 1024
+_STATE_OF_FLAGS: Final = bytes(flags & _STATE_MASK for flags in range(256))
+
+
 class ScenarioRunTally:
     """Accumulates a benchmark run's scenario runs, fed one at a time from a streamed listing.
 
-    Memory grows with the number of distinct scenarios, not with the number of runs: for each scenario
-    only its latest run's id, state and scores are kept, plus a count of all runs per state. Use a fresh
-    tally for each listing.
+    Memory grows with the number of distinct scenarios, not with the number of runs, and stays close
+    to the unavoidable: one dict slot per scenario id (mapping it to a small index) and a few dozen
+    bytes in flat arrays (the latest run's state, start time, listing position, score and scoring
+    functions' scores, names interned once). A run id is kept only while it is the id of a scenario's
+    latest run and that run failed, timed out or was canceled: the verdict names those. Plus a count
+    of all runs per state, and the first ids of the runs in each active state so a verdict can name
+    them. Use a fresh tally for each listing.
 
     **Which run is the latest.** A retried scenario has several runs; the one with the greatest
     ``start_time_ms`` counts. A run with a start time is later than one without. When start times are
@@ -90,10 +118,45 @@ class ScenarioRunTally:
     :raises RunloopUnknownStateError: from ``add``, for a run in a state this provider does not know.
     """
 
-    __slots__ = ("_active_ids", "_all_runs_by_state", "_latest", "_runs_seen")
+    __slots__ = (
+        "_active_ids",
+        "_all_runs_by_state",
+        "_flags",
+        "_fn_at",
+        "_fn_count",
+        "_fn_garbage",
+        "_fn_name",
+        "_fn_score",
+        "_id_slot",
+        "_ids",
+        "_index",
+        "_name_index",
+        "_names",
+        "_position",
+        "_runs_seen",
+        "_score",
+        "_start",
+    )
 
     def __init__(self) -> None:
-        self._latest: dict[str, LatestRun] = {}
+        # scenario id -> index into the parallel arrays below (first-listed order).
+        self._index: dict[str, int] = {}
+        self._flags = bytearray()
+        self._start = array("q")
+        self._position = array("I")  # 4 bytes: a listing of 4 billion runs overflows loudly
+        self._score = array("d")
+        # Each scenario's scoring-function scores: _fn_count[i] entries from _fn_at[i] in the flat
+        # _fn_name (an index into _names) and _fn_score arrays.
+        self._fn_at = array("I")
+        self._fn_count = array("I")
+        self._fn_name = array("I")
+        self._fn_score = array("d")
+        self._fn_garbage = 0
+        self._names: list[str] = []
+        self._name_index: dict[str, int] = {}
+        # A scenario's slot in _ids, given the first time its latest run is a named one and reused.
+        self._id_slot = array("i")
+        self._ids: list[str | None] = []
         self._all_runs_by_state: Counter[ScenarioRunState] = Counter()
         self._active_ids: dict[ScenarioRunState, list[str]] = {state: [] for state in ACTIVE_SCENARIO_STATES}
         self._runs_seen = 0
@@ -111,26 +174,79 @@ class ScenarioRunTally:
         named = self._active_ids.get(state)
         if named is not None and len(named) < MAX_LISTED_IDS:
             named.append(run.id)
-        # Greater key = later run. `-position` makes the earlier-listed run win a tie.
-        key = (run.start_time_ms is not None, run.start_time_ms or 0, -position)
-        held = self._latest.get(run.scenario_id)
-        if held is not None and held.order_key > key:
+        start = run.start_time_ms
+        index = self._index.get(run.scenario_id)
+        if index is None:
+            index = len(self._flags)
+            self._index[run.scenario_id] = index
+            self._flags.append(0)
+            self._start.append(0)
+            self._position.append(0)
+            self._score.append(0.0)
+            self._fn_at.append(0)
+            self._fn_count.append(0)
+            self._id_slot.append(_NO_SLOT)
+        elif (start is not None, start or 0) <= (
+            bool(self._flags[index] & _HAS_START),
+            self._start[index],
+        ):
+            # Not later than the held run (an equal key: the held one was listed first, and wins).
             return
         result = run.scoring_contract_result
-        self._latest[run.scenario_id] = LatestRun(
-            order_key=key,
-            run_id=run.id,
-            state=state,
-            score=result.score if result is not None else None,
-            function_scores=(
-                tuple(
-                    (sys.intern(item.scoring_function_name), item.score)
-                    for item in result.scoring_function_results
-                )
-                if result is not None
-                else ()
-            ),
-        )
+        flags = _STATE_CODE[state]
+        if start is not None:
+            flags |= _HAS_START
+        if result is not None:
+            flags |= _HAS_SCORE
+        self._flags[index] = flags
+        self._start[index] = start or 0
+        self._position[index] = position
+        self._score[index] = result.score if result is not None else 0.0
+        self._set_function_scores(index, result.scoring_function_results if result is not None else ())
+        slot = self._id_slot[index]
+        if state in _NAMED_STATES:
+            if slot == _NO_SLOT:
+                self._id_slot[index] = len(self._ids)
+                self._ids.append(run.id)
+            else:
+                self._ids[slot] = run.id
+        elif slot != _NO_SLOT:
+            self._ids[slot] = None
+
+    def _set_function_scores(self, index: int, results: Sequence[ScoringFunctionResult]) -> None:
+        count = len(results)
+        held = self._fn_count[index]
+        if count <= held:
+            at = self._fn_at[index]  # fits where the held run's scores were
+            self._fn_garbage += held - count
+        else:
+            at = len(self._fn_name)
+            self._fn_garbage += held
+            self._fn_name.extend((0,) * count)
+            self._fn_score.extend((0.0,) * count)
+        for offset, item in enumerate(results):
+            self._fn_name[at + offset] = self._name_code(item.scoring_function_name)
+            self._fn_score[at + offset] = item.score
+        self._fn_at[index] = at
+        self._fn_count[index] = count
+        if self._fn_garbage > _COMPACT_AFTER and self._fn_garbage > len(self._fn_name) // 2:
+            self._compact_function_scores()
+
+    def _name_code(self, name: str) -> int:
+        code = self._name_index.get(name)
+        if code is None:
+            code = self._name_index[name] = len(self._names)
+            self._names.append(sys.intern(name))
+        return code
+
+    def _compact_function_scores(self) -> None:
+        # Superseded runs' scores are dropped, so the arrays grow with scenarios, not with retries.
+        names, scores = array("I"), array("d")
+        for index, (at, count) in enumerate(zip(self._fn_at, self._fn_count, strict=True)):
+            self._fn_at[index] = len(names)
+            names.extend(self._fn_name[at : at + count])
+            scores.extend(self._fn_score[at : at + count])
+        self._fn_name, self._fn_score, self._fn_garbage = names, scores, 0
 
     def extend(self, runs: Iterable[ScenarioRunView]) -> None:
         """Count every run of an iterable (a lazy listing is consumed one run at a time).
@@ -148,15 +264,59 @@ class ScenarioRunTally:
     @property
     def started_scenarios(self) -> int:
         """Distinct scenarios with at least one run."""
-        return len(self._latest)
+        return len(self._index)
 
     def latest_runs(self) -> Iterator[tuple[str, LatestRun]]:
         """``(scenario_id, latest run)`` for every scenario with a run, in first-listed order."""
-        return iter(self._latest.items())
+        for scenario_id, index in self._index.items():
+            yield scenario_id, self._latest_at(index)
 
     def latest_run(self, scenario_id: str) -> LatestRun | None:
         """The latest run of one scenario, or ``None`` if it has none."""
-        return self._latest.get(scenario_id)
+        index = self._index.get(scenario_id)
+        return None if index is None else self._latest_at(index)
+
+    def latest_state(self, scenario_id: str) -> ScenarioRunState | None:
+        """The state of one scenario's latest run, or ``None`` if it has none (cheaper than latest_run)."""
+        index = self._index.get(scenario_id)
+        return None if index is None else _STATES[self._flags[index] & _STATE_MASK]
+
+    def latest_state_counts(self) -> dict[ScenarioRunState, int]:
+        """How many scenarios' latest runs are in each state (every state, zeros included)."""
+        codes = self._flags.translate(_STATE_OF_FLAGS)
+        return {state: codes.count(code) for code, state in enumerate(_STATES)}
+
+    def failed_run_ids(self) -> Iterator[str]:
+        """The ids of the latest runs that failed, timed out or were canceled, in no particular order."""
+        return (run_id for run_id in self._ids if run_id is not None)
+
+    def scores(self) -> Iterator[float]:
+        """The latest runs' scores, for those that have one, in first-listed order."""
+        return (score for flags, score in zip(self._flags, self._score, strict=True) if flags & _HAS_SCORE)
+
+    def function_scores(self) -> Iterator[tuple[str, float]]:
+        """``(scoring function, score)`` of every latest run that has a score: first-listed order, and
+        each run's functions in the order it gives them."""
+        names, fn_name, fn_score = self._names, self._fn_name, self._fn_score
+        for flags, at, count in zip(self._flags, self._fn_at, self._fn_count, strict=True):
+            if flags & _HAS_SCORE:
+                for offset in range(at, at + count):
+                    yield names[fn_name[offset]], fn_score[offset]
+
+    def _latest_at(self, index: int) -> LatestRun:
+        flags = self._flags[index]
+        at, count = self._fn_at[index], self._fn_count[index]
+        slot = self._id_slot[index]
+        return LatestRun(
+            order_key=(bool(flags & _HAS_START), self._start[index], -self._position[index]),
+            run_id=None if slot == _NO_SLOT else self._ids[slot],
+            state=_STATES[flags & _STATE_MASK],
+            score=self._score[index] if flags & _HAS_SCORE else None,
+            function_scores=tuple(
+                (self._names[self._fn_name[offset]], self._fn_score[offset])
+                for offset in range(at, at + count)
+            ),
+        )
 
     def runs_by_state(self) -> Mapping[ScenarioRunState, int]:
         """Every run counted (retries included) per state."""

@@ -27,6 +27,7 @@ from airflow_provider_runloop.exceptions import (
     RunloopUnknownStateError,
 )
 from airflow_provider_runloop.models import BenchmarkRunView, ScenarioRunView
+from airflow_provider_runloop.operators.results import EXPORT_PAGE_SIZE
 from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
 
 BASE_URL = "https://api.runloop.ai"
@@ -502,3 +503,9 @@ def test_page_size_is_passed_to_the_listing() -> None:
     hook = FakeHook([_scenario_run(1)])
     _execute(_operator(hook, page_size=100))
     assert "list_scenario_runs bmr_1 page_size=100" in hook.calls
+
+
+def test_the_listing_is_paged_by_export_page_size_by_default() -> None:
+    hook = FakeHook([_scenario_run(1)])
+    _execute(_operator(hook))
+    assert f"list_scenario_runs bmr_1 page_size={EXPORT_PAGE_SIZE}" in hook.calls

@@ -10,7 +10,7 @@ import pytest
 from support.progress_runs import runs, scenario_run, tally_of
 
 from airflow_provider_runloop.exceptions import RunloopUnknownStateError
-from airflow_provider_runloop.progress import ScenarioRunCounts
+from airflow_provider_runloop.progress import ScenarioRunCounts, ScenarioRunTally
 
 
 def test_unknown_state_of_a_superseded_run_still_fails_closed() -> None:
@@ -52,3 +52,17 @@ def test_tally_does_not_keep_run_objects() -> None:
 def test_scenario_run_counts_are_validated(counts: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="ScenarioRunCounts"):
         ScenarioRunCounts(**counts)
+
+
+def test_retries_with_changing_scoring_functions_keep_the_latest_scores() -> None:
+    # Superseded runs' function scores are dropped as retries pile up (the compaction path).
+    tally = ScenarioRunTally()
+    for i in range(3000):
+        functions = {f"f{j}": j / 10 for j in range(i % 5)}
+        tally.add(scenario_run(f"r{i}", f"scn_{i % 3}", "completed", start=i, score=0.5, functions=functions))
+    assert [(sid, held.function_scores) for sid, held in tally.latest_runs()] == [
+        ("scn_0", tuple((f"f{j}", j / 10) for j in range(2997 % 5))),
+        ("scn_1", tuple((f"f{j}", j / 10) for j in range(2998 % 5))),
+        ("scn_2", tuple((f"f{j}", j / 10) for j in range(2999 % 5))),
+    ]
+    assert len(list(tally.function_scores())) == 2 + 3 + 4
