@@ -361,11 +361,14 @@ class _ClientCore:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
         verify: bool | str = True,
-        http2: bool = False,
+        http2: bool | None = None,
     ) -> None:
         self._api_key = check_api_key(api_key, source="the api_key argument (the connection's password)")
         self.base_url = _normalise_base_url(base_url)
         self.retry = retry or RetryPolicy()
+        if http2 is None:
+            # Negotiated over TLS (with HTTP/1.1 as the fallback); cleartext cannot negotiate.
+            http2 = self.base_url.startswith("https://")
         self._requests: dict[tuple[int, str, tuple[tuple[str, str | int | bool], ...]], httpx.Request] = {}
         self._settings = PoolSettings(
             base_url=self.base_url,
@@ -712,9 +715,10 @@ class RunloopClient(_ClientCore):
     :param connect_timeout: connect time-out in seconds.
     :param retry: the retry policy (see :class:`RetryPolicy`).
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
-    :param http2: speak HTTP/2: negotiated over TLS (``https://``, falling back to HTTP/1.1 when the
-        server offers only that), or with prior knowledge on a cleartext ``http://`` URL (the server
-        must speak h2c, as the bundled emulator does). Default: HTTP/1.1 with keep-alive.
+    :param http2: ``None`` (default): HTTP/2 over ``https://``, negotiated (ALPN), so a server that
+        offers only HTTP/1.1 gets HTTP/1.1; HTTP/1.1 over ``http://``. ``True``: also HTTP/2 over
+        ``http://``, spoken from the first byte (h2c prior knowledge: the server must speak it, as the
+        bundled emulator does). ``False``: HTTP/1.1 always.
     :param transport: an httpx transport to send through (tests use a mock transport).
     :param sleep: the function used to wait between retries (tests pass a recorder).
 
@@ -731,7 +735,7 @@ class RunloopClient(_ClientCore):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
         verify: bool | str = True,
-        http2: bool = False,
+        http2: bool | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -995,7 +999,7 @@ class AsyncRunloopClient(_ClientCore):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry: RetryPolicy | None = None,
         verify: bool | str = True,
-        http2: bool = False,
+        http2: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:

@@ -113,6 +113,14 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Verify TLS certificates",
                         "schema": {"type": ["boolean", "null"], "default": True},
                     },
+                    "http2": {
+                        "label": "HTTP/2",
+                        "description": (
+                            "Empty: HTTP/2 over https (HTTP/1.1 if the server offers only that), "
+                            "HTTP/1.1 over http. True over http: HTTP/2 from the first byte (h2c)."
+                        ),
+                        "schema": {"type": ["boolean", "null"], "default": None},
+                    },
                 },
             }
         ],

@@ -3,7 +3,8 @@
 The API key is the ``password`` (without the whitespace around it); the base URL the ``host`` (default
 ``https://api.runloop.ai``; a full URL is accepted, a bare host name means https; ``port`` is appended
 when the host has none). Extras: ``timeout`` and ``connect_timeout`` (seconds, > 0), ``max_retries``
-(a whole number >= 0) and ``verify_ssl`` (true/false). Messages name the field, never the key.
+(a whole number >= 0), ``verify_ssl`` and ``http2`` (true/false; ``http2`` unset: HTTP/2 over https,
+HTTP/1.1 over http). Messages name the field, never the key.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def client_options(conn_id: str, conn: Any, extra: Mapping[str, Any]) -> dict[st
         "connect_timeout": _extra_number(conn_id, extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
         "retry": RetryPolicy(max_retries=int(max_retries)),
         "verify": _extra_bool(conn_id, extra, "verify_ssl", True),
+        "http2": _extra_bool(conn_id, extra, "http2", None),
     }
 
 
@@ -112,7 +114,7 @@ def _is_ip_address(host: str) -> bool:
     return True
 
 
-def _extra_bool(conn_id: str, extra: Mapping[str, Any], key: str, default: bool) -> bool:
+def _extra_bool(conn_id: str, extra: Mapping[str, Any], key: str, default: bool | None) -> bool | None:
     value = extra.get(key)
     if value is None or value == "":
         return default

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from support.counting import CountingApp
 
@@ -192,3 +193,38 @@ async def test_requests_past_the_gate_wait_for_a_free_connection(
     traffic = counting.snapshot()
     assert traffic.requests == 2 * MAX_CONNECTIONS
     assert traffic.connections <= MAX_CONNECTIONS
+
+
+def test_http2_is_negotiated_over_tls_and_spoken_over_cleartext_only_when_asked() -> None:
+    assert AsyncRunloopClient("k", base_url="https://api.runloop.ai")._settings.http2
+    assert not AsyncRunloopClient("k", base_url="http://127.0.0.1:1")._settings.http2
+    assert AsyncRunloopClient("k", base_url="http://127.0.0.1:1", http2=True)._settings.http2
+    assert not RunloopClient("k", base_url="https://api.runloop.ai", http2=False)._settings.http2
+
+
+@pytest.mark.parametrize("http2", [False, True])
+async def test_the_shared_pool_speaks_http2_to_the_emulator_over_one_connection(
+    served: tuple[RunloopEmulator, CountingApp, str], http2: bool
+) -> None:
+    emulator, counting, base_url = served
+    run_id = emulator.start_scripted_run(script=SCRIPT)
+    versions: list[str] = []
+
+    async def hook(response: httpx.Response) -> None:
+        versions.append(response.http_version)
+
+    clients = [
+        AsyncRunloopClient(emulator.api_key, base_url=base_url, retry=NO_RETRY, http2=http2)
+        for _ in range(20)
+    ]
+    counting.reset()
+    try:
+        clients[0]._http.event_hooks["response"].append(hook)
+        results = await asyncio.gather(*(client.get_benchmark_run(run_id) for client in clients))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert {run.id for run in results} == {run_id}
+    assert set(versions) == {"HTTP/2" if http2 else "HTTP/1.1"}
+    if http2:
+        assert counting.snapshot().connections == 1  # every request multiplexed on one connection
