@@ -38,7 +38,7 @@ SCRIPTS: list[tuple[str, str, dict[str, str], float]] = [
     ("trigger_fanout", "trigger fan-out", {"--duration": "60"}, 600),
     ("poll_cost", "poll cost", {}, 600),
     ("listing", "listing", {}, 600),
-    ("results_export", "results export", {"--repeat": "2"}, 900),
+    ("results_export", "results export", {"--repeat": "1"}, 900),
 ]
 
 

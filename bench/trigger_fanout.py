@@ -208,8 +208,11 @@ def _measuring_main(args: argparse.Namespace) -> None:
     import airflow_provider_runloop.triggers.runloop  # noqa: F401
 
     ready = json.loads(args.ready)
+    # The provider speaks HTTP/2 over https by default; to the emulator's http:// URL only when the
+    # connection says so (h2c), which --protocol h2 does.
+    extra = {"http2": args.protocol == "h2"}
     os.environ["AIRFLOW_CONN_RUNLOOP_DEFAULT"] = json.dumps(
-        {"conn_type": "runloop", "host": ready["base_url"], "password": ready["api_key"]}
+        {"conn_type": "runloop", "host": ready["base_url"], "password": ready["api_key"], "extra": extra}
     )
     result = asyncio.run(_measure(args, ready))
     Path(args.result_file).write_text(json.dumps(result), encoding="utf-8")
@@ -241,6 +244,8 @@ def _run_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
             str(args.duration),
             "--poll-interval",
             str(args.poll_interval),
+            "--protocol",
+            args.protocol,
         ]
         print(f"  {variant}: {args.triggers} waits for {args.duration:g} s ...", flush=True)
         with open(log_file, "w", encoding="utf-8") as log:
@@ -322,6 +327,12 @@ def main() -> None:
     parser.add_argument("--scenarios", type=int, default=50, help="scenario runs per benchmark run")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds measured per variant")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls of a wait")
+    parser.add_argument(
+        "--protocol",
+        choices=("h2", "h1"),
+        default="h2",
+        help="the provider's protocol: h2 (HTTP/2, as over https by default; h2c to the emulator) or h1",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "trigger_fanout.json")
     parser.add_argument("--measure", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--ready", help=argparse.SUPPRESS)
@@ -356,7 +367,8 @@ def main() -> None:
     summary = {
         "bench": "trigger_fanout",
         "config": {
-            key: getattr(args, key) for key in ("triggers", "runs", "scenarios", "duration", "poll_interval")
+            key: getattr(args, key)
+            for key in ("triggers", "runs", "scenarios", "duration", "poll_interval", "protocol")
         },
         "variants": results,
         "figures": figures,
