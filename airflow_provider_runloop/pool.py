@@ -37,7 +37,7 @@ import asyncio
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -77,31 +77,23 @@ class PoolSettings:
 
     def async_client(self, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
         """A new ``httpx.AsyncClient`` with these settings and no credentials."""
-        return httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=self._timeout(),
-            headers=self._headers(),
-            follow_redirects=True,
-            limits=self._limits(),
-            verify=self.verify,
-            http1=self._http1(),
-            http2=self.http2,
-            transport=transport,
-        )
+        return httpx.AsyncClient(**self._client_options(), transport=transport)
 
     def sync_client(self, transport: httpx.BaseTransport | None = None) -> httpx.Client:
         """A new ``httpx.Client`` with these settings and no credentials (not shared: one per client)."""
-        return httpx.Client(
-            base_url=self.base_url,
-            timeout=self._timeout(),
-            headers=self._headers(),
-            follow_redirects=True,
-            limits=self._limits(),
-            verify=self.verify,
-            http1=self._http1(),
-            http2=self.http2,
-            transport=transport,
-        )
+        return httpx.Client(**self._client_options(), transport=transport)
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "timeout": self._timeout(),
+            "headers": self._headers(),
+            "follow_redirects": True,
+            "limits": self._limits(),
+            "verify": self.verify,
+            "http1": self._http1(),
+            "http2": self.http2,
+        }
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout)
