@@ -1085,7 +1085,12 @@ class AsyncRunloopClient(_ClientCore):
         return result
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        gate = None if self._own is not None else self._shared(asyncio.get_running_loop()).gate
+        # The pool is looked up once a request: its client and its gate.
+        if self._own is not None:
+            http, gate = self._own, None
+        else:
+            shared = self._shared(asyncio.get_running_loop())
+            http, gate = shared.http, shared.gate
         acquired = False
         error: RunloopError
         try:
@@ -1093,7 +1098,7 @@ class AsyncRunloopClient(_ClientCore):
                 # Waiting for a free slot is the pool time-out's job (httpx's own never starts).
                 await _acquire(gate, self._settings.timeout)
                 acquired = True
-            return await self._http.send(request)
+            return await http.send(request)
         except _SEND_ERRORS as exc:
             error = self._transport_error(request, exc)
         except asyncio.TimeoutError:

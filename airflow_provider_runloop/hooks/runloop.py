@@ -216,10 +216,8 @@ class RunloopHook(BaseHook):
         plan.counted(counts, time.time())
         ids: list[str] | None = None  # read at most once a poll, and kept no longer
         if expected_from_benchmark and rule.wants_expected(run, counts):
-            count = benchmark_scenario_count
-            if count is None and run.benchmark_id is not None:
-                count = self._scenario_counts.get(run.benchmark_id)
-            if count is None and run.benchmark_id not in self._scenario_counts:
+            known, count = self._known_scenario_count(run, benchmark_scenario_count)
+            if not known:
                 ids = self.get_expected_scenario_ids(run)
                 count = self._counted(run.benchmark_id, ids)
             rule = rule.expecting_count(count)
@@ -277,10 +275,8 @@ class RunloopHook(BaseHook):
         plan.counted(counts, time.time())
         ids: list[str] | None = None
         if expected_from_benchmark and rule.wants_expected(run, counts):
-            count = benchmark_scenario_count
-            if count is None and run.benchmark_id is not None:
-                count = self._scenario_counts.get(run.benchmark_id)
-            if count is None and run.benchmark_id not in self._scenario_counts:
+            known, count = self._known_scenario_count(run, benchmark_scenario_count)
+            if not known:
                 ids = await self.aget_expected_scenario_ids(run)
                 count = self._counted(run.benchmark_id, ids)
             rule = rule.expecting_count(count)
@@ -338,6 +334,17 @@ class RunloopHook(BaseHook):
             benchmark = await (await self.aget_conn()).get_benchmark(benchmark_id)
             return self._counted(benchmark_id, benchmark.scenario_ids)
         return self._scenario_counts[benchmark_id]
+
+    def _known_scenario_count(self, run: BenchmarkRunView, given: int | None) -> tuple[bool, int | None]:
+        """``(True, count)`` when the run's benchmark's scenario count needs no read (given by the
+        caller, read before, or no benchmark at all), else ``(False, None)``."""
+        if given is not None:
+            return True, given
+        if run.benchmark_id is None:
+            return True, None
+        if run.benchmark_id in self._scenario_counts:
+            return True, self._scenario_counts[run.benchmark_id]
+        return False, None
 
     def _counted(self, benchmark_id: str | None, ids: Sequence[str] | None) -> int | None:
         count = len(set(ids)) if ids else None  # an empty benchmark says nothing about a run
