@@ -67,6 +67,7 @@ BASE_COLUMNS: Final[tuple[str, ...]] = (
     "duration_ms",
     "start_time_ms",
     "start_time",
+    "end_time",
     "devbox_id",
     "metadata",
     "scoring_function_results",
@@ -90,6 +91,7 @@ PARQUET_EXTRA: Final = "airflow-provider-runloop[parquet]"
 _CHUNK_BYTES: Final = 1 << 20
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LAST_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 
 
 class ResultsFormat(str, enum.Enum):
@@ -178,6 +180,7 @@ class RecordSchema:
             "duration_ms": run.duration_ms,
             "start_time_ms": run.start_time_ms,
             "start_time": iso_utc(run.start_time_ms),
+            "end_time": iso_utc(end_time_ms(run.start_time_ms, run.duration_ms)),
             "devbox_id": run.devbox_id,
             "metadata": dict(run.metadata),
             "scoring_function_results": functions,
@@ -186,6 +189,15 @@ class RecordSchema:
             record["environment_variables"] = _copy_or_none(run.environment_variables)
             record["secrets_provided"] = _copy_or_none(run.secrets_provided)
         return record
+
+
+def end_time_ms(start_time_ms: int | None, duration_ms: int | None) -> int | None:
+    """When a run ended (ms since the Unix epoch): its start plus its duration, if both are known and
+    the sum is a time a timestamp can hold (up to the end of year 9999); else ``None``."""
+    if start_time_ms is None or duration_ms is None:
+        return None
+    end = start_time_ms + duration_ms
+    return end if end <= _LAST_MS else None
 
 
 def iso_utc(epoch_ms: int | None) -> str | None:
@@ -392,9 +404,13 @@ class ParquetWriter(ResultsWriter):
         arrays = []
         for column in self.schema.columns:
             field = self._arrow_schema.field(column)
-            # The timestamp is built from the exact integer, not parsed back from the ISO text.
-            source = "start_time_ms" if column == "start_time" else column
-            values = [row[source] for row in self._rows]
+            # The timestamps are built from the exact integers, not parsed back from the ISO text.
+            if column == "start_time":
+                values = [row["start_time_ms"] for row in self._rows]
+            elif column == "end_time":
+                values = [end_time_ms(row["start_time_ms"], row["duration_ms"]) for row in self._rows]
+            else:
+                values = [row[column] for row in self._rows]
             arrays.append(pa.array(values, type=field.type))
         self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema))
         self._batched_rows += len(self._rows)
@@ -429,6 +445,7 @@ def parquet_schema(schema: RecordSchema) -> Any:
         "duration_ms": pa.int64(),
         "start_time_ms": pa.int64(),
         "start_time": pa.timestamp("ms", tz="UTC"),
+        "end_time": pa.timestamp("ms", tz="UTC"),
         "devbox_id": pa.string(),
         "metadata": string_map,
         "scoring_function_results": pa.list_(pa.struct(function_fields)),

@@ -37,6 +37,7 @@ from airflow_provider_runloop.progress import (
     BenchmarkRunSummary,
     BenchmarkRunVerdict,
     FailureHold,
+    human_duration,
 )
 
 if TYPE_CHECKING:
@@ -194,12 +195,29 @@ class ProgressLog:
         self._last: str | None = None
         self._logged_at = float("-inf")
 
-    def log(self, log: Logger | logging.Logger, message: str, now: float | None = None) -> bool:
-        """Log ``message`` if it is new or the heartbeat is due; ``True`` if it was logged."""
+    def log(
+        self,
+        log: Logger | logging.Logger,
+        message: str,
+        now: float | None = None,
+        *,
+        running_since_ms: int | None = None,
+    ) -> bool:
+        """Log ``message`` if it is new or the heartbeat is due; ``True`` if it was logged.
+
+        :param log: the task's or trigger's logger.
+        :param message: the progress line (compared with the last one logged).
+        :param now: the monotonic clock, for the heartbeat (default: ``time.monotonic()``).
+        :param running_since_ms: when what is waited for started (ms since the Unix epoch): the line
+            then says how long it has been going, e.g. ``(running for 12 minutes 5 seconds)``. Not part
+            of the comparison, so a line whose counts have not changed is not logged again for it.
+        """
         now = time.monotonic() if now is None else now
         if message == self._last and now - self._logged_at < self._heartbeat:
             return False
         self._last, self._logged_at = message, now
+        if running_since_ms is not None:
+            message += f" (running for {human_duration(time.time() - running_since_ms / 1000)})"
         log.info("%s", message)
         return True
 

@@ -15,19 +15,25 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, ObjectStoragePath, task
+from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
 
 from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
 from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 
 RESULTS_URL = os.environ.get("RUNLOOP_RESULTS_URL", "file:///tmp/runloop-results").rstrip("/")
 
+
+def benchmark_run_param() -> Param:
+    """Required (no default): the trigger form asks for the run, and a trigger without it is refused."""
+    return Param(type="string", pattern=r"^[A-Za-z0-9_-]+$", description="The benchmark run (bmr_...).")
+
+
 with DAG(
     dag_id="example_runloop_results",
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"benchmark_run_id": "bmr_replace_me"},
+    params={"benchmark_run_id": benchmark_run_param()},
     tags=["example", "runloop"],
 ) as dag:
     # --8<-- [start:howto_operator_runloop_results_file]
@@ -69,7 +75,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"benchmark_run_id": "bmr_replace_me"},
+    params={"benchmark_run_id": benchmark_run_param()},
     tags=["example", "runloop"],
 ) as xcom_dag:
     # --8<-- [start:howto_operator_runloop_results_xcom]
@@ -107,7 +113,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"benchmark_run_id": "bmr_replace_me"},
+    params={"benchmark_run_id": benchmark_run_param()},
     tags=["example", "runloop"],
 ) as s3_dag:
     RunloopBenchmarkResultsOperator(

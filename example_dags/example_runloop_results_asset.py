@@ -39,7 +39,8 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"benchmark_run_id": Param("bmr_replace_me", type="string", pattern=r"^[A-Za-z0-9_-]+$")},
+    # Required (no default): the trigger form asks for the run; a trigger without it is refused.
+    params={"benchmark_run_id": Param(type="string", pattern=r"^[A-Za-z0-9_-]+$")},
     tags=["example", "runloop"],
 ) as producer_dag:
     wait = RunloopBenchmarkRunSensor(

@@ -44,11 +44,12 @@ with DAG(
     catchup=False,
     # --8<-- [start:howto_runloop_wait_and_export_params]
     params={
+        # No default: a required param. The trigger form asks for it, and a trigger without it is
+        # refused before any task runs (instead of failing later on a placeholder id).
         "benchmark_run_id": Param(
-            "bmr_replace_me",
             type="string",
             pattern=r"^[A-Za-z0-9_-]+$",
-            description="The Runloop benchmark run to wait for and export.",
+            description="The Runloop benchmark run to wait for and export (bmr_...).",
         ),
         "results_url": Param(
             RESULTS_URL,
@@ -81,35 +82,61 @@ with DAG(
     # --8<-- [start:howto_runloop_report_from_file]
     @task
     def report(exported: dict[str, Any]) -> dict[str, Any]:
-        """Per-scorer mean scores and the lowest-scoring scenario runs, read back from the file."""
+        """Runloop's run score, per-scorer means and the lowest-scoring scenarios, from the file.
+
+        A retried scenario has several runs in the file: each scenario counts once, by its latest run
+        (the latest start time; on a tie the one listed first, as the API lists newest first).
+        """
         path = ObjectStoragePath(exported["destination"], conn_id=exported["storage_conn_id"])
-        per_scorer: dict[str, list[float]] = {}
-        scored: list[tuple[float, str, str]] = []
-        unscored: list[str] = []
+        latest: dict[str, dict[str, Any]] = {}
         with path.open("rb") as file:
             for line in file:
                 record = json.loads(line)
-                for result in record["scoring_function_results"]:
-                    per_scorer.setdefault(result["name"], []).append(result["score"])
-                if record["score"] is None:
-                    unscored.append(f"{record['scenario_run_id']} ({record['state']})")
-                else:
-                    scored.append((record["score"], record["scenario_run_id"], record["name"] or ""))
+                held = latest.get(record["scenario_id"])
+                if held is None or _started(record) > _started(held):
+                    latest[record["scenario_id"]] = record
+        per_scorer: dict[str, list[float]] = {}
+        for record in latest.values():
+            for result in record["scoring_function_results"]:
+                per_scorer.setdefault(result["name"], []).append(result["score"])
+        scored = sorted(
+            (r["score"], r["scenario_run_id"], r["name"] or "")
+            for r in latest.values()
+            if r["score"] is not None
+        )
+        unscored = [
+            f"{r['name'] or '?'} {r['scenario_run_id']} ({r['state']})"
+            for r in latest.values()
+            if r["score"] is None
+        ]
         means = {name: sum(scores) / len(scores) for name, scores in sorted(per_scorer.items())}
-        worst = sorted(scored)[:WORST_SHOWN]
-        print(f"{exported['record_count']} scenario runs in {exported['destination']}")
+        worst = scored[:WORST_SHOWN]
+        runloop_score = exported["summary"]["benchmark_score"]  # Runloop's own, as on its dashboard
+        print(
+            f"{len(latest)} scenarios ({exported['record_count']} scenario runs) in {exported['destination']}"
+        )
+        print(
+            f"  Runloop run score {runloop_score:.3f}"
+            if runloop_score is not None
+            else "  no Runloop run score"
+        )
         for name, mean in means.items():
             print(f"  mean {name:<20} {mean:.3f}")
         for score, run_id, name in worst:
-            print(f"  low  {score:.3f}  {run_id}  {name}")
+            print(f"  low  {score:.3f}  {name}  {run_id}")
         if unscored:
             print(f"  no score ({len(unscored)}): {', '.join(unscored[:LISTED])}")
         return {  # small whatever the run's size: XCom lives in the metadata database
+            "runloop_score": runloop_score,
             "scorer_means": means,
             "worst": [{"scenario_run_id": run_id, "name": name, "score": s} for s, run_id, name in worst],
             "unscored_count": len(unscored),
             "unscored": unscored[:LISTED],
         }
+
+    def _started(record: dict[str, Any]) -> tuple[bool, int]:
+        start = record["start_time_ms"]
+        return (start is not None, start or 0)
 
     wait >> export
     report(export.output)

@@ -219,14 +219,23 @@ class ProgressFilter:
 
 @dataclass(frozen=True)
 class ResultsSummary:
-    """What the exported JSON Lines file says, scenario by scenario (the latest run of each counts)."""
+    """What the exported JSON Lines file says, scenario by scenario (the latest run of each counts).
+
+    ``failed_runs`` are ``(scenario run id, name)`` pairs, sorted by id (``name`` may be ``None``).
+    """
 
     records: int
     scenarios: int
     state_counts: dict[str, int]
     mean_score: float | None
+    scored_scenarios: int
     scorer_means: dict[str, float]
-    failed_run_ids: list[str]
+    failed_runs: list[tuple[str, str | None]]
+
+    @property
+    def retried_attempts(self) -> int:
+        """Scenario runs that are not their scenario's latest."""
+        return self.records - self.scenarios
 
 
 def summarize_records(lines: Iterable[bytes | str]) -> ResultsSummary:
@@ -258,26 +267,46 @@ def summarize_records(lines: Iterable[bytes | str]) -> ResultsSummary:
         scenarios=len(runs),
         state_counts=dict(Counter(run["state"] for run in runs)),
         mean_score=sum(run["score"] for run in scored) / len(scored) if scored else None,
+        scored_scenarios=len(scored),
         scorer_means={name: sum(values) / len(values) for name, values in sorted(per_scorer.items())},
-        failed_run_ids=sorted(run["scenario_run_id"] for run in runs if run["state"] in FAILURE_STATES),
+        failed_runs=sorted(
+            (run["scenario_run_id"], run.get("name")) for run in runs if run["state"] in FAILURE_STATES
+        ),
     )
 
 
-def format_summary(benchmark_run_id: str, summary: ResultsSummary, results_file: Path) -> str:
-    """The table printed at the end of the demo."""
+def format_summary(
+    benchmark_run_id: str, summary: ResultsSummary, results_file: Path, runloop_score: float | None
+) -> str:
+    """The table printed at the end of the demo.
+
+    The headline is Runloop's own score of the run (``runloop_score``, what its dashboard shows); the
+    mean this demo computes over the scenarios' latest scored runs comes second, named for what it is.
+    """
     rows = [f"Benchmark run {benchmark_run_id}"]
+    if runloop_score is not None:
+        rows.append(
+            f"  {'Runloop run score':<22}{runloop_score:>7.3f}   (the run's score, as on the dashboard)"
+        )
+    else:
+        rows.append(f"  {'Runloop run score':<22}{'none':>7}   (Runloop has not scored the run)")
+    retried = summary.retried_attempts
+    runs = f"{summary.records} scenario runs: {retried} retried attempt{'' if retried == 1 else 's'}"
     rows.append(
-        f"  {'scenarios':<22}{summary.scenarios:>7}   ({summary.records} scenario runs, retries included)"
+        f"  {'scenarios':<22}{summary.scenarios:>7}   ({runs}; each scenario counts by its latest run)"
     )
     states = [state for state in STATE_ORDER if state in summary.state_counts]
     states += sorted(set(summary.state_counts) - set(STATE_ORDER))
     for state in states:
         rows.append(f"    {state:<20}{summary.state_counts[state]:>7}")
     if summary.mean_score is not None:
-        rows.append(f"  {'mean score':<22}{summary.mean_score:>7.3f}")
+        rows.append(
+            f"  {'mean, scored scenarios':<22}{summary.mean_score:>7.3f}   "
+            f"(over the {summary.scored_scenarios} scenarios whose latest run has a score)"
+        )
     for name, mean in summary.scorer_means.items():
         rows.append(f"    {name:<20}{mean:>7.3f}")
-    failed = summary.failed_run_ids
+    failed = [f"{run_id} ({name})" if name else run_id for run_id, name in summary.failed_runs]
     if failed:
         shown = ", ".join(failed[:IDS_SHOWN]) + (
             f" and {len(failed) - IDS_SHOWN} more" if len(failed) > IDS_SHOWN else ""
@@ -290,6 +319,11 @@ def format_summary(benchmark_run_id: str, summary: ResultsSummary, results_file:
 
 
 # --- processes --------------------------------------------------------------------------------------------
+
+
+def shown_path(path: Path) -> Path:
+    """A path as the demo prints it: relative to the repository when inside it."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def stop_process(process: subprocess.Popen[Any], *, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
@@ -309,14 +343,14 @@ def stop_process(process: subprocess.Popen[Any], *, timeout: float = STOP_TIMEOU
 
 
 def start_emulator(
-    python: str, ready_file: Path, log: IO[bytes]
+    python: str, ready_file: Path, log: IO[bytes], *, speed: float = EMULATOR_SPEED
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start the emulator CLI on 127.0.0.1 (a free port) and wait for its ready file."""
     ready_file.unlink(missing_ok=True)
     command = [
         python, "-m", "airflow_provider_runloop.testing",
         "--host", "127.0.0.1", "--port", "0",
-        "--script", str(BENCHMARK_SCRIPT), "--speed", f"{EMULATOR_SPEED:g}",
+        "--script", str(BENCHMARK_SCRIPT), "--speed", f"{speed:g}",
         "--ready-file", str(ready_file),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -353,8 +387,11 @@ def _time_out(signum: int, frame: FrameType | None) -> None:
 class DemoRun:
     """One ``make demo``: its files in ``.demo/`` and the processes it started (:meth:`close` stops them)."""
 
-    def __init__(self, target: DemoTarget) -> None:
+    def __init__(self, target: DemoTarget, *, speed: float = EMULATOR_SPEED) -> None:
         self.target = target
+        self.speed = speed
+        # The API the run is on (base URL, key): the real one, or the emulator once it has started.
+        self.api = (target.base_url, target.api_key or "")
         self.python = sys.executable
         self.airflow = str(Path(self.python).with_name("airflow"))
         self.airflow_home = DEMO_DIR / "airflow"
@@ -380,7 +417,10 @@ class DemoRun:
 
     def migrate(self) -> None:
         """Create or upgrade the demo's SQLite metadata DB."""
-        print("Preparing the demo's Airflow metadata DB (SQLite in .demo/airflow)...", flush=True)
+        print(
+            f"Preparing the demo's Airflow metadata DB (SQLite in {shown_path(self.airflow_home)})...",
+            flush=True,
+        )
         subprocess.run(
             [self.airflow, "db", "migrate"],
             env=self._env(None, 0),
@@ -398,9 +438,10 @@ class DemoRun:
             poll = float(os.environ.get("RUNLOOP_POLL_SECONDS") or RUNLOOP_POLL_SECONDS)
             return run_id, self.target.airflow_conn(), poll
         emulator, ready = start_emulator(
-            self.python, DEMO_DIR / "emulator.ready.json", self._log("emulator.log")
+            self.python, DEMO_DIR / "emulator.ready.json", self._log("emulator.log"), speed=self.speed
         )
         self.started.append(emulator)
+        self.api = (str(ready["base_url"]), str(ready["api_key"]))
         run_id = str(ready["benchmark_run_id"])
         print(
             f"Runloop emulator (PID {emulator.pid}) at {ready['base_url']}: benchmark "
@@ -412,7 +453,7 @@ class DemoRun:
     def run_dag(self, run_id: str, conn: str, poll: float, timeout: float | None) -> int:
         """``airflow dags test`` of the example DAG, showing its progress; its exit status."""
         conf = json.dumps({"benchmark_run_id": run_id, "results_url": self.results_url})
-        print(f"airflow dags test {DAG_ID} (full log: {self.dags_log_path.relative_to(REPO)})", flush=True)
+        print(f"airflow dags test {DAG_ID} (full log: {shown_path(self.dags_log_path)})", flush=True)
         dags_log = self._log(self.dags_log_path.name, "w")
         dags_test = subprocess.Popen(
             [self.airflow, "dags", "test", DAG_ID, "--conf", conf],
@@ -430,6 +471,7 @@ class DemoRun:
         for shown in follow(dags_test.stdout, dags_log):
             print(shown, flush=True)
         status = dags_test.wait()
+        dags_test.stdout.close()
         signal.alarm(0)
         dags_log.flush()
         if status != 0:
@@ -439,6 +481,15 @@ class DemoRun:
                 file=sys.stderr,
             )
         return status
+
+    def runloop_score(self, run_id: str) -> float | None:
+        """Runloop's own score of the benchmark run (``None`` until Runloop has scored it), read from
+        the API with the provider's client: the number the dashboard shows."""
+        from airflow_provider_runloop.client import RunloopClient
+
+        base_url, api_key = self.api
+        with RunloopClient(api_key, base_url=base_url) as client:
+            return client.get_benchmark_run(run_id).score
 
     def close(self) -> None:
         """Stop everything this run started, by PID, newest first; close its log files."""
@@ -450,9 +501,9 @@ class DemoRun:
         self._files.close()
 
 
-def run(target: DemoTarget, *, timeout: float | None) -> int:
+def run(target: DemoTarget, *, timeout: float | None, speed: float = EMULATOR_SPEED) -> int:
     """Prepare ``.demo/``, start the emulator if needed, run the DAG, print the summary; clean up always."""
-    demo_run = DemoRun(target)
+    demo_run = DemoRun(target, speed=speed)
     try:
         demo_run.migrate()
         run_id, conn, poll = demo_run.start_target()
@@ -464,7 +515,7 @@ def run(target: DemoTarget, *, timeout: float | None) -> int:
         with results_file.open("rb") as file:
             summary = summarize_records(file)
         print()
-        print(format_summary(run_id, summary, results_file))
+        print(format_summary(run_id, summary, results_file, demo_run.runloop_score(run_id)))
         return 0
     finally:
         demo_run.close()
@@ -478,6 +529,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help=f"seconds allowed for airflow dags test (default: {EMULATOR_RUN_TIMEOUT_SECONDS:g} with the "
         "emulator; none against the real API, where the sensor's own timeout applies)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=EMULATOR_SPEED,
+        help=f"how many times as fast as real time the emulated clock runs (default {EMULATOR_SPEED:g})",
     )
     return parser.parse_args(argv)
 
@@ -496,12 +553,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     )
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return run(target, timeout=timeout)
+        return run(target, timeout=timeout, speed=args.speed)
     except DemoInterrupted as interrupted:
         print(f"\nmake demo: interrupted ({interrupted}); everything it started is stopped.", file=sys.stderr)
         return 130
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError, OSError) as error:
-        print(f"make demo: {error}. Logs are in {DEMO_DIR.relative_to(REPO)}/.", file=sys.stderr)
+        print(f"make demo: {error}. Logs are in {shown_path(DEMO_DIR)}/.", file=sys.stderr)
         return 1
     finally:
         for sig, handler in previous.items():

@@ -36,6 +36,7 @@ from airflow_provider_runloop.progress import (
     ScenarioRunTally,
     judge,
     known_benchmark_run_state,
+    score_line,
     scored_is_final,
     settle_failure,
     state_name,
@@ -299,11 +300,13 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         result: dict[str, Any] = {"summary": verdict.summary.to_dict(), "record_count": tally.total_runs}
         if staged is not None:
             result.update(destination=staged.uri, storage_conn_id=staged.conn_id, format=self.format.value)
-            self.log.info("Wrote %d records to %s. %s", tally.total_runs, staged.uri, verdict.message)
+            self.log.info(
+                "Wrote %d records to %s (%s)", tally.total_runs, staged.uri, _what_was_exported(verdict)
+            )
         else:
             assert isinstance(sink, RecordList)
             result["records"] = sink.records
-            self.log.info("Returning %d records in XCom. %s", tally.total_runs, verdict.message)
+            self.log.info("Returning %d records in XCom (%s)", tally.total_runs, _what_was_exported(verdict))
         return result, verdict
 
     def _wait_for_failure_to_settle(
@@ -373,3 +376,14 @@ def some_ids(ids: Sequence[str], total: int) -> str:
     """``a, b and 3 more``: the ids named, and how many more there are."""
     hidden = total - len(ids)
     return ", ".join(ids) + (f" and {hidden} more" if hidden > 0 else "")
+
+
+def _what_was_exported(verdict: BenchmarkRunVerdict) -> str:
+    # Not the verdict line again (the wait before the export logged it): what the records are, and the
+    # score; the whole verdict is in the XCom's summary.
+    summary = verdict.summary
+    retried = summary.retried_scenario_runs or 0
+    runs = f"{summary.started_scenarios} scenarios"
+    if retried:
+        runs += f", plus {retried} retried attempt{'' if retried == 1 else 's'}"
+    return f"{runs}; {score_line(summary)}"

@@ -24,6 +24,7 @@ from airflow_provider_runloop.progress.rule import (
     assess_counts,
     expected_scenarios_matter,
     judge,
+    score_line,
     settle_failure,
 )
 from airflow_provider_runloop.progress.states import (
@@ -37,7 +38,7 @@ from airflow_provider_runloop.progress.states import (
     scored_is_final,
     state_name,
 )
-from airflow_provider_runloop.progress.summary import BenchmarkRunSummary, format_progress
+from airflow_provider_runloop.progress.summary import BenchmarkRunSummary, format_progress, human_duration
 from airflow_provider_runloop.progress.tally import (
     MAX_LISTED_IDS,
     ActiveRuns,
@@ -68,10 +69,12 @@ __all__ = [
     "classify_scenario_state",
     "expected_scenarios_matter",
     "format_progress",
+    "human_duration",
     "judge",
     "judge_benchmark_job",
     "known_benchmark_run_state",
     "normalise_job_state",
+    "score_line",
     "scored_is_final",
     "settle_failure",
     "state_name",

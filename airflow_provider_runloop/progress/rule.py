@@ -34,7 +34,7 @@ from airflow_provider_runloop.progress.states import (
     known_benchmark_run_state,
     scored_is_final,
 )
-from airflow_provider_runloop.progress.summary import BenchmarkRunSummary, format_progress
+from airflow_provider_runloop.progress.summary import BenchmarkRunSummary, format_progress, human_duration
 from airflow_provider_runloop.progress.tally import (
     MAX_LISTED_IDS,
     ScenarioRunCounts,
@@ -51,6 +51,7 @@ __all__ = [
     "assess_counts",
     "expected_scenarios_matter",
     "judge",
+    "score_line",
     "settle_failure",
 ]
 
@@ -272,6 +273,14 @@ def assess_counts(
         outcome = CountsOutcome.NOT_DONE
 
     failed_now = outcome is CountsOutcome.FAILED
+    # Counts are of runs. Each active run is a scenario not finished yet, so no more than
+    # expected - active scenarios can be finished, and every run beyond the expected scenarios is a
+    # retried attempt (the listing, at the end, counts both exactly).
+    finished_scenarios = finished_runs
+    retried_runs: int | None = None
+    if expected.count is not None:
+        finished_scenarios = max(0, min(finished_runs, expected.count - active))
+        retried_runs = max(0, counts.total - expected.count)
     summary = BenchmarkRunSummary(
         benchmark_run_id=run.id,
         benchmark_run_state=run_state.value,
@@ -283,8 +292,9 @@ def assess_counts(
         accept_scored=accept_scored,
         expected_scenarios=expected.count,
         started_scenarios=None,
-        finished_scenarios=finished_runs,
+        finished_scenarios=finished_scenarios,
         total_scenario_runs=counts.total,
+        retried_scenario_runs=retried_runs,
         state_counts={state.value: count for state, count in by_state.items()},
         mean_score=None,
         scored_scenarios=None,
@@ -297,6 +307,8 @@ def assess_counts(
         missing_scenario_ids=(),
         missing_scenario_ids_truncated=False,
         benchmark_score=run.score,
+        benchmark_run_start_time_ms=run.start_time_ms,
+        benchmark_run_duration_ms=run.duration_ms,
     )
     message = format_progress(summary)
     if failed_now:
@@ -432,8 +444,10 @@ def judge(
         for state, count in latest_states.items()
         if classes[state] is ScenarioStateClass.FINISHED_FAILURE
     )
-    # Sorted, so the ids named do not depend on the listing's order.
-    failed_run_ids = heapq.nsmallest(MAX_LISTED_IDS, tally.failed_run_ids())
+    # Sorted, so the ids named do not depend on the listing's order; each with its run's name.
+    failed_runs = heapq.nsmallest(MAX_LISTED_IDS, tally.failed_runs(), key=lambda pair: pair[0])
+    failed_run_ids = [run_id for run_id, _ in failed_runs]
+    failed_run_names = {run_id: _short(name) for run_id, name in failed_runs if name is not None}
     missing_ids: list[str] = []
     if expected.ids is not None:
         # Looked up in the tally one by one: no set of either side's ids is built.
@@ -467,7 +481,9 @@ def judge(
     elif fail_on_scenario_failure and (failed_count or missing_count):
         done, failure_reason = (
             True,
-            _scenario_failure_reason(failed_run_ids, failed_count, missing_ids, missing_count or 0),
+            _scenario_failure_reason(
+                failed_run_ids, failed_run_names, failed_count, missing_ids, missing_count or 0
+            ),
         )
     else:
         done, failure_reason = True, None
@@ -489,6 +505,7 @@ def judge(
         started_scenarios=tally.started_scenarios,
         finished_scenarios=finished,
         total_scenario_runs=tally.total_runs,
+        retried_scenario_runs=tally.total_runs - tally.started_scenarios,
         # Every state is present, zeros included, so consumers of the XCom can index without .get().
         state_counts={state.value: latest_states[state] for state in SCENARIO_STATE_ORDER},
         mean_score=score_sum / scored if scored else None,
@@ -497,12 +514,15 @@ def judge(
         scoring_function_mean_scores_truncated=functions_truncated,
         failed_scenario_count=failed_count,
         failed_scenario_run_ids=tuple(failed_run_ids),
+        failed_scenario_run_names=failed_run_names,
         failed_scenario_run_ids_truncated=failed_count > MAX_LISTED_IDS,
         missing_scenario_count=missing_count,
         missing_scenario_ids=tuple(missing_ids),
         # Only ids can be truncated: a count alone names none.
         missing_scenario_ids_truncated=expected.ids is not None and (missing_count or 0) > MAX_LISTED_IDS,
         benchmark_score=run.score,
+        benchmark_run_start_time_ms=run.start_time_ms,
+        benchmark_run_duration_ms=run.duration_ms,
     )
     return BenchmarkRunVerdict(
         dataclasses.replace(summary, message=_verdict_message(summary, failure_reason))
@@ -518,14 +538,19 @@ def _run_failure_reason(run_state: BenchmarkRunState) -> str:
 
 
 def _scenario_failure_reason(
-    failed_run_ids: list[str], failed_count: int, missing_ids: list[str], missing_count: int
+    failed_run_ids: list[str],
+    failed_run_names: Mapping[str, str],
+    failed_count: int,
+    missing_ids: list[str],
+    missing_count: int,
 ) -> str:
     # failed_run_ids: the smallest of the failed latest runs' ids, sorted; missing_ids: the first missing.
     parts = []
     if failed_count:
+        named_runs = [_with_name(run_id, failed_run_names) for run_id in failed_run_ids]
         parts.append(
             f"{_plural(failed_count, 'scenario')} did not complete (failed, timed out or canceled; "
-            f"latest runs: {_name_some(failed_run_ids, failed_count)})"
+            f"latest runs: {_name_some(named_runs, failed_count)})"
         )
     if missing_count:
         named = f" ({_name_some(missing_ids, missing_count)})" if missing_ids else ""
@@ -550,9 +575,43 @@ def _verdict_message(summary: BenchmarkRunSummary, failure_reason: str | None) -
     ]
     if accepted:
         message += f"; accepted {' and '.join(accepted)} (fail_on_scenario_failure=False)"
-    if summary.mean_score is not None:
-        message += f"; mean score {summary.mean_score:.3f}"
-    return message + "."
+    return f"{message}; {score_line(summary)}{_took(summary)}."
+
+
+def score_line(summary: BenchmarkRunSummary) -> str:
+    """The scores, Runloop's first: ``Runloop run score 0.650; mean over 46 scored scenarios 0.721``.
+
+    Runloop's own score of the benchmark run is the headline (it is what the dashboard shows); the
+    provider's mean over the scenarios whose latest run has a score comes second, named for what it is.
+    """
+    if summary.benchmark_score is not None:
+        line = f"Runloop run score {summary.benchmark_score:.3f}"
+    elif summary.benchmark_run_state == BenchmarkRunState.RUNNING.value:
+        line = "no Runloop run score yet (Runloop scores a run once it is completed)"
+    else:
+        line = "no Runloop run score"
+    if summary.mean_score is not None and summary.scored_scenarios:
+        line += f"; mean over {_plural(summary.scored_scenarios, 'scored scenario')} {summary.mean_score:.3f}"
+    return line
+
+
+def _took(summary: BenchmarkRunSummary) -> str:
+    if summary.benchmark_run_duration_ms is None:
+        return ""
+    return f"; the run took {human_duration(summary.benchmark_run_duration_ms / 1000)}"
+
+
+# Scenario run names are the user's: long ones are cut in messages and summaries.
+_NAME_CHARS: Final = 80
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _NAME_CHARS else name[: _NAME_CHARS - 1] + "…"
+
+
+def _with_name(run_id: str, names: Mapping[str, str]) -> str:
+    name = names.get(run_id)
+    return f"{run_id} ({name})" if name else run_id
 
 
 def _name_some(ids: Sequence[str], total: int) -> str:

@@ -11,17 +11,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
+import pendulum
 import pydantic
 
 from airflow_provider_runloop.progress.states import SCENARIO_STATE_ORDER, classify_scenario_state
 
-__all__ = ["BenchmarkRunSummary", "format_progress"]
+__all__ = ["BenchmarkRunSummary", "format_progress", "human_duration"]
 
 # Strict JSON types: a bool is no count, a numeric string no number; scores are finite.
 _Text = Annotated[str, pydantic.Strict()]
 _Flag = Annotated[bool, pydantic.Strict()]
 _Count = Annotated[int, pydantic.Strict(), pydantic.Field(ge=0)]
 _Score = Annotated[float, pydantic.Strict(), pydantic.AllowInfNan(False)]
+_Ms = Annotated[int, pydantic.Strict()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +35,13 @@ class BenchmarkRunSummary:
 
     A summary is *exact* when built from a full listing (``judge``): scenario runs are then
     de-duplicated by scenario and counts are of each scenario's latest run. A summary built from counts
-    only (``assess_counts``) has ``exact=False``: ``finished_scenarios`` is then a number of *runs*
-    (retries can inflate it) and what counts cannot tell is ``None``.
+    only (``assess_counts``) has ``exact=False``: counts are of *runs*, so ``finished_scenarios`` is
+    then an upper bound (finished runs, but no more than the expected scenarios less the active runs)
+    and what counts cannot tell is ``None``.
+
+    Two scores, told apart: ``benchmark_score`` is Runloop's own score of the run (what its dashboard
+    shows: the sum of the scenario runs' scores over the number of scenario runs, once the run is
+    completed); ``mean_score`` is the provider's mean over the scenarios whose latest run has a score.
 
     :param benchmark_run_id: the benchmark run.
     :param benchmark_run_state: its state, as the API reported it.
@@ -46,8 +53,11 @@ class BenchmarkRunSummary:
     :param accept_scored: whether ``scored`` counted as finished.
     :param expected_scenarios: how many scenarios are expected, or ``None`` if unknown.
     :param started_scenarios: distinct scenarios with a run (``None`` from counts).
-    :param finished_scenarios: distinct scenarios whose latest run is finished (runs, from counts).
+    :param finished_scenarios: distinct scenarios whose latest run is finished (from counts: an upper
+        bound, see above).
     :param total_scenario_runs: all scenario runs, retries included.
+    :param retried_scenario_runs: runs that are not their scenario's latest (retried attempts); from
+        counts: at least this many (the runs beyond the expected scenarios), ``None`` if unknown.
     :param state_counts: scenario state -> number of scenarios whose latest run is in it (from counts:
         only ``running``, ``scoring`` and ``scored``, counting runs).
     :param mean_score: mean ``scoring_contract_result.score`` over latest runs that have one.
@@ -58,11 +68,14 @@ class BenchmarkRunSummary:
         used are kept).
     :param failed_scenario_count: scenarios whose latest run failed, timed out or was canceled.
     :param failed_scenario_run_ids: the first of those runs' ids, sorted.
+    :param failed_scenario_run_names: those listed runs' names (id -> name; runs without one left out).
     :param failed_scenario_run_ids_truncated: more failed runs exist than are listed.
     :param missing_scenario_count: expected scenarios with no run (yet).
     :param missing_scenario_ids: the first of them (in the expected order), when the ids are known.
     :param missing_scenario_ids_truncated: more missing ids exist than are listed.
     :param benchmark_score: the benchmark run's own ``score``, once Runloop has computed it.
+    :param benchmark_run_start_time_ms: when the benchmark run started (ms since the Unix epoch).
+    :param benchmark_run_duration_ms: how long it ran, once it has ended.
     """
 
     # Read back with pydantic (from_dict): strict types, finite scores, unknown keys ignored, and no
@@ -94,6 +107,11 @@ class BenchmarkRunSummary:
     missing_scenario_ids: tuple[_Text, ...]
     missing_scenario_ids_truncated: _Flag
     benchmark_score: _Score | None
+    # Added later, so with defaults: a summary stored by an older version still reads.
+    retried_scenario_runs: _Count | None = None
+    failed_scenario_run_names: dict[_Text, _Text] = dataclasses.field(default_factory=dict)
+    benchmark_run_start_time_ms: _Ms | None = None
+    benchmark_run_duration_ms: _Ms | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as a dict of JSON primitives (for XCom and trigger events)."""
@@ -101,6 +119,7 @@ class BenchmarkRunSummary:
         data["state_counts"] = dict(self.state_counts)
         data["scoring_function_mean_scores"] = dict(self.scoring_function_mean_scores)
         data["failed_scenario_run_ids"] = list(self.failed_scenario_run_ids)
+        data["failed_scenario_run_names"] = dict(self.failed_scenario_run_names)
         data["missing_scenario_ids"] = list(self.missing_scenario_ids)
         return data
 
@@ -121,11 +140,13 @@ class BenchmarkRunSummary:
 
 
 def format_progress(summary: BenchmarkRunSummary) -> str:
-    """One progress line, e.g. ``bmr_x: 37/120 finished (completed 30, failed 7; running 70, scoring 13)``.
+    """One progress line, e.g. ``bmr_x: 37/120 scenarios finished (completed 30, failed 7; running 70)``.
 
-    Finished states come first, then active ones after a ``;``; states with no runs are left out, and
-    ``?`` stands for an unknown expected count. A counts-only summary knows only the active states (and
-    ``scored``), e.g. ``bmr_x: 37/120 finished (running 70, scoring 13)``, where "finished" counts runs.
+    Scenarios are counted, not runs: a retried scenario counts once, by its latest run, and its earlier
+    attempts are shown apart (``plus 2 retried attempts``). Finished states come first, then active
+    ones after a ``;``; states with no runs are left out, and ``?`` stands for an unknown expected count.
+    A counts-only summary knows only the active states (and ``scored``), e.g.
+    ``bmr_x: 37/120 scenarios finished (running 70, scoring 13)``.
 
     :param summary: a summary from ``judge`` or ``assess_counts``.
     """
@@ -141,7 +162,28 @@ def format_progress(summary: BenchmarkRunSummary) -> str:
     if not groups:
         groups = "no scenario runs yet" if summary.total_scenario_runs == 0 else "no active runs"
     expected = "?" if summary.expected_scenarios is None else str(summary.expected_scenarios)
-    return f"{summary.benchmark_run_id}: {summary.finished_scenarios}/{expected} finished ({groups})"
+    line = (
+        f"{summary.benchmark_run_id}: {summary.finished_scenarios}/{expected} scenarios finished ({groups})"
+    )
+    retried = summary.retried_scenario_runs
+    if retried:
+        line += f", plus {retried} retried attempt{'' if retried == 1 else 's'}"
+    return line
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as people say it: ``42 seconds``, ``3 minutes 5 seconds``, ``2 hours 10 minutes``.
+
+    Whole seconds under an hour, whole minutes from an hour on (pendulum's words, in English).
+
+    :param seconds: the duration; a negative one (clocks apart) reads as ``0 seconds``.
+    """
+    whole = max(0, round(seconds))
+    if whole >= 3600:
+        whole = round(whole / 60) * 60
+    if whole == 0:
+        return "0 seconds"
+    return str(pendulum.duration(seconds=whole).in_words(locale="en"))
 
 
 # --- from_dict field readers: a clear ValueError instead of a confusing failure later ---------------

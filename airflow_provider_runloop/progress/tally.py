@@ -104,9 +104,9 @@ class ScenarioRunTally:
     to the unavoidable: one dict slot per scenario id (mapping it to a small index) and a few dozen
     bytes in flat arrays (the latest run's state, start time, listing position, score and scoring
     functions' scores, names interned once). A run id is kept only while it is the id of a scenario's
-    latest run and that run failed, timed out or was canceled: the verdict names those. Plus a count
-    of all runs per state, and the first ids of the runs in each active state so a verdict can name
-    them. Use a fresh tally for each listing.
+    latest run and that run failed, timed out or was canceled (with its name): the verdict names
+    those. Plus a count of all runs per state, and the first ids of the runs in each active state so a
+    verdict can name them. Use a fresh tally for each listing.
 
     **Which run is the latest.** A retried scenario has several runs; the one with the greatest
     ``start_time_ms`` counts. A run with a start time is later than one without. When start times are
@@ -127,6 +127,7 @@ class ScenarioRunTally:
         "_fn_garbage",
         "_fn_name",
         "_fn_score",
+        "_id_names",
         "_id_slot",
         "_ids",
         "_index",
@@ -157,6 +158,7 @@ class ScenarioRunTally:
         # A scenario's slot in _ids, given the first time its latest run is a named one and reused.
         self._id_slot = array("i")
         self._ids: list[str | None] = []
+        self._id_names: list[str | None] = []  # the named run's name, beside its id
         self._all_runs_by_state: Counter[ScenarioRunState] = Counter()
         self._active_ids: dict[ScenarioRunState, list[str]] = {state: [] for state in ACTIVE_SCENARIO_STATES}
         self._runs_seen = 0
@@ -208,10 +210,13 @@ class ScenarioRunTally:
             if slot == _NO_SLOT:
                 self._id_slot[index] = len(self._ids)
                 self._ids.append(run.id)
+                self._id_names.append(run.name)
             else:
                 self._ids[slot] = run.id
+                self._id_names[slot] = run.name
         elif slot != _NO_SLOT:
             self._ids[slot] = None
+            self._id_names[slot] = None
 
     def _set_function_scores(self, index: int, results: Sequence[ScoringFunctionResult]) -> None:
         count = len(results)
@@ -289,6 +294,15 @@ class ScenarioRunTally:
     def failed_run_ids(self) -> Iterator[str]:
         """The ids of the latest runs that failed, timed out or were canceled, in no particular order."""
         return (run_id for run_id in self._ids if run_id is not None)
+
+    def failed_runs(self) -> Iterator[tuple[str, str | None]]:
+        """``(id, name)`` of the latest runs that failed, timed out or were canceled, in no particular
+        order (``name`` is ``None`` for a run without one)."""
+        return (
+            (run_id, name)
+            for run_id, name in zip(self._ids, self._id_names, strict=True)
+            if run_id is not None
+        )
 
     def scores(self) -> Iterator[float]:
         """The latest runs' scores, for those that have one, in first-listed order."""

@@ -201,11 +201,30 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
             )
             RunloopBenchmarkRunLink.persist(context, url)
             self._link_stored = True
+            if self._wait_starts(context):
+                self.log.info(
+                    "Waiting for benchmark run %s; on the Runloop dashboard: %s", self.benchmark_run_id, url
+                )
         if verdict.done:
             self.log.info("%s", verdict.message)
         else:
-            self._progress.log(self.log, verdict.message)
+            self._progress.log(
+                self.log, verdict.message, running_since_ms=verdict.summary.benchmark_run_start_time_ms
+            )
         return verdict
+
+    def _wait_starts(self, context: Context) -> bool:
+        """Whether this is the wait's first poll in this try (the dashboard URL is logged then, once).
+
+        In reschedule mode every poke is a new process: the task state store remembers it."""
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is None:
+            return True
+        key = f"runloop_url_logged_try_{context['ti'].try_number}"
+        if store.get(key):
+            return False
+        store.set(key, True)
+        return True
 
     def _timeout_deadline(self, context: Context) -> float:
         """When the wait times out: ``timeout`` after this task instance first started waiting.

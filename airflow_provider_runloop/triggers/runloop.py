@@ -162,7 +162,9 @@ class _PollingTrigger(BaseTrigger):
                 if poll.done:
                     # Not logged here: the task logs the verdict when it resumes (once).
                     return self._event("success" if poll.success else "failure", poll.message, poll.summary)
-                progress.log(self.log, poll.message)
+                progress.log(
+                    self.log, poll.message, running_since_ms=poll.summary.get("benchmark_run_start_time_ms")
+                )
             remaining = self.deadline - time.time()
             if remaining <= 0:
                 message = f"{self._subject} was not done by the deadline"

@@ -223,7 +223,7 @@ def test_wait_defers_to_the_triggerer_then_exports(
     assert len(records) == 6
     _check_records(records, emulator, benchmark_run_id)
     log = _task_log(api, run_id, "wait_for_run")
-    assert "6/6 finished (completed 6)" in log
+    assert "6/6 scenarios finished (completed 6)" in log
     # The trigger and the sensor only ever read.
     assert {r.method for r in emulator.requests(path=f"/v1/benchmark_runs/{benchmark_run_id}*")} == {"GET"}
 
@@ -281,7 +281,7 @@ def test_wait_and_export_to_s3(
     assert len(records) == 5
     _check_records(records, emulator, benchmark_run_id)
     # The report task read the file back from S3.
-    assert "5 scenario runs in s3://" in _task_log(api, run_id, "report")
+    assert "5 scenarios (5 scenario runs) in s3://" in _task_log(api, run_id, "report")
 
 
 def test_new_results_trigger_the_asset_scheduled_dag(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -23,10 +25,14 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def test_the_example_folder_parses_without_import_errors() -> None:
+@pytest.fixture(scope="module")
+def bag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(EXAMPLES))
+    return DagBag(dag_folder=str(EXAMPLES))
+
+
+def test_the_example_folder_parses_without_import_errors(bag: Any) -> None:
     assert bag.import_errors == {}
     assert {
         "example_runloop_wait_and_export",
@@ -101,3 +107,25 @@ def test_the_asset_consumer_is_scheduled_on_what_the_producer_writes(
     export = module.producer_dag.get_task("export_latest")
     assert export.outlets == [Asset(uri=asset_uri)]
     assert list(module.consumer_dag.timetable.asset_condition.objects) == [Asset(uri=asset_uri)]
+
+
+def test_run_and_benchmark_ids_are_required_params(bag: Any) -> None:
+    # A placeholder default ("bmr_replace_me") let a trigger without conf run, and fail on a 404. With
+    # no default, the trigger form asks for the id and a trigger without it is refused up front.
+    from airflow.sdk.exceptions import ParamValidationError
+
+    checked = []
+    for dag_id, dag in sorted(bag.dags.items()):
+        for name in ("benchmark_run_id", "benchmark_id"):
+            if name not in dag.params:
+                continue
+            checked.append(dag_id)
+            with pytest.raises(ParamValidationError, match=f"param {name}: No value passed"):
+                copy.deepcopy(dag.params).validate()
+            given = copy.deepcopy(dag.params)
+            given.update({name: "bmx_0001"})
+            assert given.validate()[name] == "bmx_0001"
+            given.update({name: "../etc"})
+            with pytest.raises(ParamValidationError, match=name):
+                given.validate()
+    assert {"example_runloop_wait_and_export", "example_runloop_results_asset_producer"} <= set(checked)

@@ -31,10 +31,14 @@ __all__ = [
 ABC = ["scn_a", "scn_b", "scn_c"]
 
 
-def benchmark_run(state: str, *, run_id: str = "bmr_x", score: float | None = None) -> BenchmarkRunView:
+def benchmark_run(
+    state: str, *, run_id: str = "bmr_x", score: float | None = None, duration_ms: int | None = None
+) -> BenchmarkRunView:
     data: dict[str, Any] = {"id": run_id, "state": state, "metadata": {}, "start_time_ms": 1_700_000_000_000}
     if score is not None:
         data["score"] = score
+    if duration_ms is not None:
+        data["duration_ms"] = duration_ms
     return BenchmarkRunView.model_validate(data)
 
 
@@ -46,6 +50,7 @@ def scenario_run(
     start: int | None = None,
     score: float | None = None,
     functions: dict[str, float] | None = None,
+    name: str | None = None,
 ) -> ScenarioRunView:
     data: dict[str, Any] = {
         "id": run_id,
@@ -57,6 +62,8 @@ def scenario_run(
     }
     if start is not None:
         data["start_time_ms"] = start
+    if name is not None:
+        data["name"] = name
     if score is not None:
         data["scoring_contract_result"] = {
             "score": score,

@@ -20,7 +20,7 @@ _DEFAULTS: dict[str, Any] = {
     "benchmark_id": None,
     "done": True,
     "success": True,
-    "message": "bmr_1: 2/2 finished (completed 2)",
+    "message": "bmr_1: 2/2 scenarios finished (completed 2)",
     "exact": True,
     "accept_scored": False,
     "expected_scenarios": 2,

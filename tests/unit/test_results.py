@@ -70,6 +70,7 @@ EXPECTED_SCORED_RECORD: dict[str, Any] = {
     "duration_ms": 4_500,
     "start_time_ms": 1_700_000_000_123,
     "start_time": "2023-11-14T22:13:20.123+00:00",
+    "end_time": "2023-11-14T22:13:24.623+00:00",
     "devbox_id": "dbx_1",
     "metadata": {"team": "evals"},
     "scoring_function_results": [
@@ -97,6 +98,7 @@ def test_an_unscored_run_has_null_score_and_no_function_results() -> None:
         "duration_ms": None,
         "start_time_ms": None,
         "start_time": None,
+        "end_time": None,
         "devbox_id": "dbx_2",
         "metadata": {},
         "scoring_function_results": [],
@@ -199,8 +201,9 @@ def _decode_csv_row(row: dict[str, str]) -> dict[str, Any]:
 def _decode_parquet_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         # Parquet is typed: a timestamp and maps (read back as key/value pairs).
-        if row["start_time"] is not None:
-            row["start_time"] = row["start_time"].isoformat(timespec="milliseconds")
+        for column in ("start_time", "end_time"):
+            if row[column] is not None:
+                row[column] = row[column].isoformat(timespec="milliseconds")
         for key in ("metadata", *ENVIRONMENT_COLUMNS):
             if key in row and row[key] is not None:
                 row[key] = dict(row[key])
@@ -270,6 +273,7 @@ def test_parquet_is_written_in_row_groups_with_a_typed_schema() -> None:
     arrow = parquet.schema_arrow
     assert arrow == parquet_schema(schema)
     assert str(arrow.field("start_time").type) == "timestamp[ms, tz=UTC]"
+    assert str(arrow.field("end_time").type) == "timestamp[ms, tz=UTC]"
     assert str(arrow.field("scoring_function_results").type) == (
         "list<element: struct<name: string not null, score: double not null, state: string not null, "
         "output: string not null>>"
@@ -299,3 +303,21 @@ def test_a_record_is_strict_json_or_not_written(value: float) -> None:
     # The models refuse such numbers; should one slip through, no NaN token reaches a file.
     with pytest.raises(ValueError, match="not JSON compliant"):
         record_json({"score": value})
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "end"),
+    [
+        (1_700_000_000_123, 4_500, "2023-11-14T22:13:24.623+00:00"),
+        (1_700_000_000_123, None, None),  # still running: no end yet
+        (None, 4_500, None),
+        (0, 0, "1970-01-01T00:00:00.000+00:00"),
+        # Past what a timestamp holds: no end time, rather than an error mid-export.
+        (253_402_300_799_999, 1, None),
+    ],
+)
+def test_the_end_time_is_the_start_plus_the_duration(
+    start: int | None, duration: int | None, end: str | None
+) -> None:
+    data = {**SCORED_RUN, "start_time_ms": start, "duration_ms": duration}
+    assert RecordSchema().record(_run(data))["end_time"] == end

@@ -82,15 +82,21 @@ def raw_scenario_runs(emulator: RunloopEmulator, benchmark_run_id: str) -> list[
             params["starting_after"] = body["runs"][-1]["id"]
 
 
+def _iso(epoch_ms: int | None) -> str | None:
+    if epoch_ms is None:
+        return None
+    instant = datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc)
+    return instant.replace(microsecond=(epoch_ms % 1000) * 1000).isoformat(timespec="milliseconds")
+
+
 def expected_record(raw: dict[str, Any], *, output: bool = True, environment: bool = False) -> Record:
     """The record the docs promise for a scenario run, built from the API's JSON independently of
     ``results.RecordSchema``."""
     result = raw.get("scoring_contract_result")
     start_ms = raw.get("start_time_ms")
-    start_time = None
-    if start_ms is not None:
-        instant = datetime.fromtimestamp(start_ms // 1000, tz=timezone.utc)
-        start_time = instant.replace(microsecond=(start_ms % 1000) * 1000).isoformat(timespec="milliseconds")
+    duration_ms = raw.get("duration_ms")
+    start_time = _iso(start_ms)
+    end_time = _iso(start_ms + duration_ms) if start_ms is not None and duration_ms is not None else None
     functions = []
     for function in (result or {}).get("scoring_function_results", []):
         entry = {
@@ -111,6 +117,7 @@ def expected_record(raw: dict[str, Any], *, output: bool = True, environment: bo
         "duration_ms": raw.get("duration_ms"),
         "start_time_ms": start_ms,
         "start_time": start_time,
+        "end_time": end_time,
         "devbox_id": raw.get("devbox_id"),
         "metadata": raw.get("metadata") or {},
         "scoring_function_results": functions,
@@ -137,8 +144,9 @@ def read_records(fmt: str, data: bytes) -> list[Record]:
     if fmt == "parquet":
         records = pq.read_table(io.BytesIO(data)).to_pylist()
         for record in records:
-            if record["start_time"] is not None:
-                record["start_time"] = record["start_time"].isoformat(timespec="milliseconds")
+            for column in ("start_time", "end_time"):
+                if record[column] is not None:
+                    record[column] = record[column].isoformat(timespec="milliseconds")
             for key in _JSON_COLUMNS - {"scoring_function_results"}:
                 if record.get(key) is not None:
                     record[key] = dict(record[key])

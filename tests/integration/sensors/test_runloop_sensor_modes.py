@@ -32,6 +32,9 @@ _PER_RUN = {
     "failed_scenario_run_ids",
     "benchmark_score",
     "benchmark_run_state",
+    "benchmark_run_start_time_ms",
+    "benchmark_run_duration_ms",
+    "failed_scenario_run_names",  # keyed by run id
 }
 
 

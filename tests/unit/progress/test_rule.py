@@ -11,6 +11,7 @@ from support.progress_runs import ABC, benchmark_run, judged, runs, scenario_run
 from airflow_provider_runloop.models import ScenarioRunView
 from airflow_provider_runloop.progress import (
     MAX_LISTED_IDS,
+    BenchmarkRunSummary,
     BenchmarkRunVerdict,
     CountsOutcome,
     FailureHold,
@@ -439,7 +440,55 @@ def test_summary_counts_latest_runs_and_scores() -> None:
     assert summary.failed_scenario_run_ids == ("r4", "r5")
     assert summary.benchmark_score == 0.42
     assert summary.benchmark_run_id == "bmr_x"
-    assert summary.message.endswith("mean score 0.500.")
+    assert summary.retried_scenario_runs == 1
+    assert summary.message.startswith(
+        "bmr_x: 4/? scenarios finished (completed 2, failed 1, timeout 1), plus 1 retried attempt. Done"
+    )
+    # Runloop's own score is the headline; the provider's mean comes second, named for what it is.
+    assert summary.message.endswith("; Runloop run score 0.420; mean over 3 scored scenarios 0.500.")
+
+
+def test_failed_runs_are_named_beside_their_ids() -> None:
+    scenario_runs = [
+        scenario_run("r1", "scn_a", "failed", start=1, name="old attempt"),
+        scenario_run("r2", "scn_a", "failed", start=2, name="fix the parser"),
+        scenario_run("r3", "scn_b", "timeout", start=1),
+        scenario_run("r4", "scn_c", "canceled", start=1, name="x" * 200),
+        scenario_run("r5", "scn_d", "completed", start=1, name="fine"),
+    ]
+    summary = judge(benchmark_run("completed"), tally_of(scenario_runs)).summary
+    assert summary.failed_scenario_run_ids == ("r2", "r3", "r4")
+    # Only the listed runs, only those with a name; a long name is cut.
+    assert summary.failed_scenario_run_names == {"r2": "fix the parser", "r4": "x" * 79 + "…"}
+    assert "latest runs: r2 (fix the parser), r3, r4 (xxx" in summary.message
+    assert BenchmarkRunSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+
+
+def test_without_a_runloop_score_the_message_says_so_and_tells_how_long_the_run_took() -> None:
+    verdict = judge(
+        benchmark_run("running", duration_ms=185_000),
+        tally_of([scenario_run("r1", "scn_a", "completed", start=1, score=0.25)]),
+        expected_count=1,
+    )
+    assert verdict.done
+    assert verdict.message.endswith(
+        "; no Runloop run score yet (Runloop scores a run once it is completed)"
+        "; mean over 1 scored scenario 0.250; the run took 3 minutes 5 seconds."
+    )
+
+
+def test_counts_count_scenarios_not_runs_and_show_retried_attempts() -> None:
+    # 50 scenarios, 51 runs: 50 finished runs, one of them the retried attempt of the scenario whose
+    # retry is still running. That is 49 of 50 scenarios, not "50/50 finished".
+    verdict = assess_counts(
+        benchmark_run("running"),
+        ScenarioRunCounts(total=51, running=1, scoring=0, scored=0),
+        expected_count=50,
+    )
+    assert verdict.outcome is CountsOutcome.NOT_DONE
+    assert verdict.summary.finished_scenarios == 49
+    assert verdict.summary.retried_scenario_runs == 1
+    assert verdict.message == "bmr_x: 49/50 scenarios finished (running 1), plus 1 retried attempt"
 
 
 def test_scoring_function_means_are_capped() -> None:
@@ -498,19 +547,20 @@ def test_bad_expected_arguments_are_rejected(options: dict[str, Any], error: typ
                 scenario_run("r1", "scn_b", "completed", score=0.25),
             ],
             {},
-            "bmr_x: 2/? finished (completed 2). Done; mean score 0.625.",
+            "bmr_x: 2/? scenarios finished (completed 2). Done; no Runloop run score; "
+            "mean over 2 scored scenarios 0.625.",
         ),
         (
             runs(("scn_a", "completed"), ("scn_b", "failed")),
             {"expected_scenario_ids": ABC},
-            "bmr_x: 2/3 finished (completed 1, failed 1). Failed: 1 scenario did not complete "
+            "bmr_x: 2/3 scenarios finished (completed 1, failed 1). Failed: 1 scenario did not complete "
             "(failed, timed out or canceled; latest runs: r1); 1 expected scenario never started (scn_c). "
             "Set fail_on_scenario_failure=False to accept scenario failures.",
         ),
         (
             runs(),
             {},
-            "bmr_x: 0/? finished (no scenario runs yet). "
+            "bmr_x: 0/? scenarios finished (no scenario runs yet). "
             "Failed: the benchmark run is completed but no scenario run ever started.",
         ),
     ],
@@ -535,7 +585,9 @@ FAILED = CountsOutcome.FAILED
         pytest.param("running", (10, 0, 2, 0), {"expected_count": 10}, NOT_DONE, 8, id="some-scoring"),
         pytest.param("running", (10, 0, 0, 0), {"expected_count": 10}, LIST, 10, id="all-finished"),
         pytest.param("running", (9, 0, 0, 0), {"expected_count": 10}, NOT_DONE, 9, id="too-few"),
-        pytest.param("running", (12, 0, 0, 0), {"expected_count": 10}, LIST, 12, id="retries-inflate"),
+        # 12 finished runs of 10 scenarios: 2 are retried attempts, and at most 10 scenarios finished.
+        pytest.param("running", (12, 0, 0, 0), {"expected_count": 10}, LIST, 10, id="retries-inflate"),
+        pytest.param("running", (12, 1, 0, 0), {"expected_count": 10}, NOT_DONE, 9, id="retry-running"),
         pytest.param(
             "running", (3, 0, 0, 0), {"expected_scenario_ids": ABC}, LIST, 3, id="expected-from-ids"
         ),
@@ -597,7 +649,8 @@ def test_assess_counts_failure_message() -> None:
     counts = ScenarioRunCounts(total=10, running=0, scoring=0, scored=0)
     verdict = assess_counts(benchmark_run("canceled"), counts, expected_count=10)
     assert (
-        verdict.message == "bmr_x: 10/10 finished (no active runs). Failed: the benchmark run was canceled."
+        verdict.message
+        == "bmr_x: 10/10 scenarios finished (no active runs). Failed: the benchmark run was canceled."
     )
 
 

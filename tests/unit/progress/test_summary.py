@@ -27,24 +27,24 @@ from airflow_provider_runloop.progress import (
         (
             mixed_runs(),
             {"expected_count": 120},
-            "bmr_x: 33/120 finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
+            "bmr_x: 33/120 scenarios finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
         ),
         (
             mixed_runs(),
             {},
-            "bmr_x: 33/? finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
+            "bmr_x: 33/? scenarios finished (completed 30, failed 2, timeout 1; running 70, scoring 13)",
         ),
-        (runs(), {}, "bmr_x: 0/? finished (no scenario runs yet)"),
-        (runs(("scn_a", "running")), {"expected_count": 2}, "bmr_x: 0/2 finished (running 1)"),
+        (runs(), {}, "bmr_x: 0/? scenarios finished (no scenario runs yet)"),
+        (runs(("scn_a", "running")), {"expected_count": 2}, "bmr_x: 0/2 scenarios finished (running 1)"),
         (
             runs(("scn_a", "scored"), ("scn_b", "completed")),
             {"expected_count": 3},
-            "bmr_x: 1/3 finished (completed 1; scored 1)",
+            "bmr_x: 1/3 scenarios finished (completed 1; scored 1)",
         ),
         (
             runs(("scn_a", "scored"), ("scn_b", "completed"), ("scn_c", "running")),
             {"expected_count": 3, "accept_scored": True},
-            "bmr_x: 2/3 finished (scored 1, completed 1; running 1)",
+            "bmr_x: 2/3 scenarios finished (scored 1, completed 1; running 1)",
         ),
     ],
 )
@@ -59,16 +59,24 @@ def test_progress_line_from_a_full_tally(
 @pytest.mark.parametrize(
     ("counts", "options", "line"),
     [
-        ((120, 70, 13, 0), {"expected_count": 120}, "bmr_x: 37/120 finished (running 70, scoring 13)"),
-        ((120, 70, 13, 0), {}, "bmr_x: 37/? finished (running 70, scoring 13)"),
-        ((6, 1, 2, 3), {"expected_count": 6}, "bmr_x: 0/6 finished (running 1, scoring 2, scored 3)"),
+        (
+            (120, 70, 13, 0),
+            {"expected_count": 120},
+            "bmr_x: 37/120 scenarios finished (running 70, scoring 13)",
+        ),
+        ((120, 70, 13, 0), {}, "bmr_x: 37/? scenarios finished (running 70, scoring 13)"),
+        (
+            (6, 1, 2, 3),
+            {"expected_count": 6},
+            "bmr_x: 0/6 scenarios finished (running 1, scoring 2, scored 3)",
+        ),
         (
             (6, 1, 2, 3),
             {"expected_count": 6, "accept_scored": True},
-            "bmr_x: 3/6 finished (scored 3; running 1, scoring 2)",
+            "bmr_x: 3/6 scenarios finished (scored 3; running 1, scoring 2)",
         ),
-        ((0, 0, 0, 0), {"expected_count": 6}, "bmr_x: 0/6 finished (no scenario runs yet)"),
-        ((4, 0, 0, 0), {"expected_count": 6}, "bmr_x: 4/6 finished (no active runs)"),
+        ((0, 0, 0, 0), {"expected_count": 6}, "bmr_x: 0/6 scenarios finished (no scenario runs yet)"),
+        ((4, 0, 0, 0), {"expected_count": 6}, "bmr_x: 4/6 scenarios finished (no active runs)"),
     ],
 )
 def test_progress_line_from_counts(

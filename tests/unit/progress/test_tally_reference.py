@@ -89,6 +89,8 @@ def listings(draw: st.DrawFn) -> list[ScenarioRunView]:
             "state": draw(st.sampled_from(STATES)),
             "metadata": {},
         }
+        if draw(st.booleans()):
+            data["name"] = f"scenario {key}"
         start = draw(st.one_of(st.none(), st.integers(0, 3)))  # few values: many ties
         if start is not None:
             data["start_time_ms"] = start
@@ -140,6 +142,12 @@ def _reference_summary(
         "scoring_function_mean_scores": {name: totals[name] / counts[name] for name in sorted(counts)},
         "failed_scenario_count": len(failed_ids),
         "failed_scenario_run_ids": heapq.nsmallest(MAX_LISTED_IDS, failed_ids),
+        "failed_scenario_run_names": {
+            run.id: run.name
+            for run in latest.values()
+            if run.id in heapq.nsmallest(MAX_LISTED_IDS, failed_ids) and run.name is not None
+        },
+        "retried_scenario_runs": reference.total - len(latest),
         "missing_scenario_count": len(missing) if expected else None,
         "missing_scenario_ids": missing[:MAX_LISTED_IDS] if expected else [],
         "failed_scenario_run_ids_truncated": len(failed_ids) > MAX_LISTED_IDS,
@@ -182,6 +190,9 @@ def test_the_compact_tally_agrees_with_whole_records(
         assert tally.latest_state(scenario_id) is held.state
     assert tally.latest_run("scn_never") is None
     assert sorted(tally.failed_run_ids()) == sorted(run.id for _, run in reference.runs() if _failed(run))
+    assert sorted(tally.failed_runs(), key=str) == sorted(
+        ((run.id, run.name) for _, run in reference.runs() if _failed(run)), key=str
+    )
 
     summary = judge(
         benchmark_run(run_state), tally, expected_scenario_ids=expected, accept_scored=accept_scored

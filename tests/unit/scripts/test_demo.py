@@ -85,8 +85,8 @@ def test_main_refuses_half_a_configuration_before_starting_anything(
 def test_main_passes_the_real_api_target_on(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_run(target: Any, *, timeout: float | None) -> int:
-        seen.update(target=target, timeout=timeout)
+    def fake_run(target: Any, *, timeout: float | None, speed: float) -> int:
+        seen.update(target=target, timeout=timeout, speed=speed)
         return 0
 
     monkeypatch.setattr(demo, "run", fake_run)
@@ -97,6 +97,9 @@ def test_main_passes_the_real_api_target_on(monkeypatch: pytest.MonkeyPatch) -> 
     assert demo.main([], env={}) == 0
     assert seen["target"].uses_emulator
     assert seen["timeout"] == demo.EMULATOR_RUN_TIMEOUT_SECONDS
+    assert seen["speed"] == demo.EMULATOR_SPEED
+    assert demo.main(["--speed", "4"], env={}) == 0
+    assert seen["speed"] == 4.0
 
 
 # --- the environment of airflow -------------------------------------------------------------------------
@@ -150,9 +153,9 @@ def test_the_filter_shows_progress_and_task_output_and_hides_bookkeeping() -> No
             "You might need to install the graphviz package\n",
             _line("Filling up the DagBag from /x", "airflow.dag_processing.dagbag.BundleDagBag"),
             _line("[DAG TEST] starting task_id=wait_for_run map_index=-1", "airflow.sdk.definitions.dag"),
-            _line("bmr_1: 7/50 finished (running 19, scoring 6)", sensor),
+            _line("bmr_1: 7/50 scenarios finished (running 19, scoring 6)", sensor),
             _line("Pausing task as DEFERRED. ", "task"),
-            _line("bmr_1: 50/50 finished (completed 46, failed 4). Done", trigger),
+            _line("bmr_1: 50/50 scenarios finished (completed 46, failed 4). Done", trigger),
             _line("[DAG TEST] end task task_id=wait_for_run map_index=-1", "airflow.sdk.definitions.dag"),
             "printed outside any task\n",
             _line("[DAG TEST] starting task_id=report map_index=-1", "airflow.sdk.definitions.dag"),
@@ -164,9 +167,9 @@ def test_the_filter_shows_progress_and_task_output_and_hides_bookkeeping() -> No
     ]
     assert [line for line in shown if line is not None] == [
         "22:20:49  ▶ wait_for_run",
-        "22:20:49    bmr_1: 7/50 finished (running 19, scoring 6)",
+        "22:20:49    bmr_1: 7/50 scenarios finished (running 19, scoring 6)",
         "22:20:49    deferred: the trigger polls now, no worker slot held",
-        "22:20:49    bmr_1: 50/50 finished (completed 46, failed 4). Done",
+        "22:20:49    bmr_1: 50/50 scenarios finished (completed 46, failed 4). Done",
         "22:20:49  ▶ report",
         "    51 scenario runs in file:///x.jsonl",
         "22:20:49    Task failed with exception",
@@ -192,6 +195,7 @@ def _record(run: str, scenario: str, state: str, start: int | None, score: float
         {
             "scenario_run_id": run,
             "scenario_id": scenario,
+            "name": None if scenario == "scn_c" else f"name of {scenario}",
             "state": state,
             "start_time_ms": start,
             "score": score,
@@ -216,7 +220,9 @@ def test_the_summary_counts_each_scenario_by_its_latest_run() -> None:
     assert summary.state_counts == {"completed": 2, "timeout": 1, "failed": 1}
     assert summary.mean_score == pytest.approx(0.75)
     assert summary.scorer_means == {"tests_pass": pytest.approx(0.75)}
-    assert summary.failed_run_ids == ["scr_2", "scr_5"]
+    assert summary.scored_scenarios == 2
+    assert summary.retried_attempts == 2
+    assert summary.failed_runs == [("scr_2", "name of scn_b"), ("scr_5", None)]
 
 
 def test_the_summary_table(tmp_path: Path) -> None:
@@ -225,24 +231,30 @@ def test_the_summary_table(tmp_path: Path) -> None:
         scenarios=50,
         state_counts={"failed": 3, "completed": 46, "timeout": 1},
         mean_score=0.7071,
+        scored_scenarios=46,
         scorer_means={"lint_clean": 0.691, "tests_pass": 0.711},
-        failed_run_ids=[f"scr_{i:02d}" for i in range(12)],
+        failed_runs=[(f"scr_{i:02d}", f"scenario-{i}" if i else None) for i in range(12)],
     )
-    table = demo.format_summary("bmr_1", summary, tmp_path / "bmr_1.jsonl")
+    table = demo.format_summary("bmr_1", summary, tmp_path / "bmr_1.jsonl", 0.65)
     assert table.splitlines() == [
         "Benchmark run bmr_1",
-        "  scenarios                  50   (51 scenario runs, retries included)",
+        # Runloop's own score first: the number its dashboard shows.
+        "  Runloop run score       0.650   (the run's score, as on the dashboard)",
+        "  scenarios                  50   (51 scenario runs: 1 retried attempt; each scenario counts by its "
+        "latest run)",
         "    completed                46",
         "    failed                    3",
         "    timeout                   1",
-        "  mean score              0.707",
+        "  mean, scored scenarios  0.707   (over the 46 scenarios whose latest run has a score)",
         "    lint_clean            0.691",
         "    tests_pass            0.711",
-        "  failed, timed out or canceled (12): "
-        + ", ".join(f"scr_{i:02d}" for i in range(10))
+        "  failed, timed out or canceled (12): scr_00, "
+        + ", ".join(f"scr_{i:02d} (scenario-{i})" for i in range(1, 10))
         + " and 2 more",
         f"Results file: {tmp_path / 'bmr_1.jsonl'}",
     ]
+    unscored = demo.format_summary("bmr_1", summary, tmp_path / "bmr_1.jsonl", None)
+    assert unscored.splitlines()[1] == "  Runloop run score        none   (Runloop has not scored the run)"
 
 
 # --- the emulator process -------------------------------------------------------------------------------
