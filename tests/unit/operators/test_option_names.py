@@ -105,3 +105,14 @@ def test_the_deferrable_warning_names_wait_for_termination(
         pytest.warns(UserWarning, match="deferrable=True has no effect with wait_for_termination=False"),
     ):
         operator(task_id="u", **required, deferrable=True, wait_for_completion=False)
+
+
+@pytest.mark.parametrize(("operator", "required"), OPERATORS)
+def test_an_old_name_works_in_partial(operator: Factory, required: dict[str, Any]) -> None:
+    with DAG("d", schedule=None):
+        mapped = operator.partial(task_id="t", wait_timeout=60, **required).expand(  # type: ignore[attr-defined]
+            runloop_conn_id=["a", "b"]
+        )
+    with pytest.warns(AirflowProviderDeprecationWarning, match="^wait_timeout is deprecated; use timeout$"):
+        built = mapped.unmap({"runloop_conn_id": "a", "params": {}})
+    assert built.timeout == 60.0
