@@ -6,11 +6,15 @@ and the error names the argument and the value it got.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final, TypeVar, cast
+from warnings import warn
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk import XComArg
 
 __all__ = [
@@ -22,6 +26,7 @@ __all__ = [
     "check_poll_interval",
     "check_text",
     "check_when_known",
+    "renamed_keywords",
     "rendered_later",
 ]
 
@@ -105,3 +110,65 @@ def check_when_known(name: str, value: object, check: Callable[[str, object], ob
     """
     if not rendered_later(value):
         check(name, value)
+
+
+_Init = TypeVar("_Init", bound=Callable[..., None])
+
+# Where a keyword came from: not given, the DAG's (or task group's) default_args, or the call itself.
+_ABSENT, _DEFAULT_ARGS, _GIVEN = 0, 1, 2
+
+
+def renamed_keywords(renames: Mapping[str, str]) -> Callable[[_Init], _Init]:
+    """Keep an operator's old keyword names working: ``renames`` maps each old name to its new one.
+
+    Decorates the operator's ``__init__``. An old name still works (in the call or in ``default_args``)
+    and warns ``AirflowProviderDeprecationWarning``; the value goes to the new name. The old and the new
+    name of one option given together (both in the call, or both in ``default_args``) is a
+    ``ValueError`` naming both, raised before anything else happens; a name in the call beats one in
+    ``default_args``. The old names stay in the signature (keyword-only, default ``None``), so
+    ``partial``/``expand`` and ``default_args`` accept them as before.
+    """
+
+    def decorate(init: _Init) -> _Init:
+        signature = inspect.signature(init)
+        parameters = list(signature.parameters.values())
+        at = next((i for i, p in enumerate(parameters) if p.kind is p.VAR_KEYWORD), len(parameters))
+        old_parameters = [
+            inspect.Parameter(old, inspect.Parameter.KEYWORD_ONLY, default=None) for old in renames
+        ]
+
+        @functools.wraps(init)
+        def wrapper(self: object, *args: Any, **kwargs: Any) -> None:
+            default_args = kwargs.get("default_args") or {}
+
+            def source(name: str) -> int:
+                if name not in kwargs:
+                    return _ABSENT
+                # The operator metaclass copies a default_args entry in under the same name.
+                from_defaults = name in default_args and kwargs[name] is default_args[name]
+                return _DEFAULT_ARGS if from_defaults else _GIVEN
+
+            for old, new in renames.items():
+                old_source, new_source = source(old), source(new)
+                if old_source == _ABSENT:
+                    continue
+                if old_source == new_source:
+                    where = "default_args" if old_source == _DEFAULT_ARGS else "the call"
+                    raise ValueError(
+                        f"{type(self).__name__} {kwargs.get('task_id')!r}: {old} and {new} are both given "
+                        f"(in {where}); {old} is deprecated, give only {new}"
+                    )
+                value = kwargs.pop(old)
+                if old_source > new_source:
+                    # The operator's warning, attributed to whoever constructed it (past the metaclass).
+                    warn(f"{old} is deprecated; use {new}", AirflowProviderDeprecationWarning, stacklevel=3)
+                    kwargs[new] = value
+                # else: the call's new name beats the old one in default_args (meant for other operators).
+            init(self, *args, **kwargs)
+
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*parameters[:at], *old_parameters, *parameters[at:]]
+        )
+        return cast("_Init", wrapper)
+
+    return decorate

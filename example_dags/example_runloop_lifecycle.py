@@ -116,7 +116,8 @@ with DAG(
             {"name": "candidate", "agent_id": "agt_candidate", "model_name": "large-model"},
         ],
         orchestrator_config={"n_attempts": 1, "n_concurrent_trials": 10},
-        poll_interval=POLL_SECONDS,
+        wait_for_termination=True,
+        check_interval=POLL_SECONDS,
     )
     # --8<-- [end:howto_operator_runloop_create_job]
 

@@ -18,6 +18,7 @@ from airflow.sdk import conf
 from airflow_provider_runloop.arguments import (
     check_flag,
     check_when_known,
+    renamed_keywords,
     rendered_later,
 )
 from airflow_provider_runloop.client import validate_id
@@ -32,6 +33,7 @@ from airflow_provider_runloop.models import BenchmarkJobView
 from airflow_provider_runloop.operators.lifecycle import (
     DEFAULT_WAIT_TIMEOUT,
     LOOKUP_PAGE_SIZE,
+    RENAMED_OPTIONS,
     RESUME_XCOM_KEY,
     LifecycleOperator,
 )
@@ -58,7 +60,7 @@ __all__ = ["RunloopCreateBenchmarkJobOperator"]
 
 
 class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
-    """Create a Runloop benchmark job (Runloop runs and scores everything), and by default wait for it.
+    """Create a Runloop benchmark job (Runloop runs and scores everything), and optionally wait for it.
 
     A job runs a benchmark (``benchmark_id``) or a list of scenarios (``scenario_ids``) once per agent
     config: one benchmark run per agent config. The XCom value: ``benchmark_job_id``, ``name``,
@@ -87,12 +89,16 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
     :param cancel_on_kill: if the task is killed while it waits (a user marks it failed or successful,
         or clears it), cancel the job's in-progress benchmark runs: Runloop has no endpoint to cancel a
         job. Never on a triggerer restart. Default ``True``.
-    :param wait_for_completion: wait until the job is finished (default).
+    :param wait_for_termination: wait until the job is finished. Off by default, as for the start
+        operator (one name, one default; see ``docs/lifecycle.md``): set it, or wait with the sensor
+        downstream. (Was ``wait_for_completion``, default ``True``, which still works with a
+        deprecation warning.)
     :param deferrable: wait in the triggerer instead of a worker slot (default: the ``[operators]
         default_deferrable`` setting).
-    :param poll_interval: seconds between polls while waiting.
-    :param wait_timeout: how long to wait (seconds or a ``timedelta``; default 7 days). Running out of
-        time fails the try, not the job: a retry reattaches and waits again.
+    :param check_interval: seconds between polls while waiting (was ``poll_interval``, deprecated).
+    :param timeout: how long to wait (seconds or a ``timedelta``; default 7 days). Running out of
+        time fails the try, not the job: a retry reattaches and waits again. (Was ``wait_timeout``,
+        deprecated.)
     :param max_consecutive_poll_failures: polls in a row that may fail (each after the client's own
         retries) before the wait gives up.
     :param fail_on_job_failure: fail the task when the job ends ``failed``, ``cancelled`` or ``timeout``
@@ -114,6 +120,7 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
     operator_extra_links = (RunloopBenchmarkJobLink(),)
     ui_color = "#e8f0fe"
 
+    @renamed_keywords(RENAMED_OPTIONS)
     def __init__(
         self,
         *,
@@ -125,10 +132,10 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
         runloop_conn_id: str = RunloopHook.default_conn_name,
         reattach: bool = True,
         cancel_on_kill: bool = True,
-        wait_for_completion: bool = True,
+        wait_for_termination: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 30.0,
-        wait_timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
+        check_interval: float = 30.0,
+        timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
         max_consecutive_poll_failures: int = 5,
         fail_on_job_failure: bool = True,
         **kwargs: Any,
@@ -137,10 +144,10 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
             runloop_conn_id=runloop_conn_id,
             reattach=reattach,
             cancel_on_kill=cancel_on_kill,
-            wait_for_completion=wait_for_completion,
+            wait_for_termination=wait_for_termination,
             deferrable=deferrable,
-            poll_interval=poll_interval,
-            wait_timeout=wait_timeout,
+            check_interval=check_interval,
+            timeout=timeout,
             **kwargs,
         )
         self.agent_configs = agent_configs
@@ -199,9 +206,9 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
         self._started_job_id = job.id
         verdict = judge_benchmark_job(job)
         self.log.info("%s", verdict.message)
-        if not self.wait_for_completion or verdict.done:
+        if not self.wait_for_termination or verdict.done:
             return self._finish(context, verdict, reattached, link)
-        deadline = time.time() + self.wait_timeout
+        deadline = time.time() + self.timeout
         if self.deferrable:
             # Read back on resumption (kept in XCom: not every runner hands defer kwargs back).
             context["ti"].xcom_push(key=RESUME_XCOM_KEY, value={"reattached": reattached, "link": link})
@@ -209,7 +216,7 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
                 benchmark_job_id=job.id,
                 deadline=deadline,
                 runloop_conn_id=self.runloop_conn_id,
-                poll_interval=self.poll_interval,
+                poll_interval=self.check_interval,
                 max_consecutive_poll_failures=self.max_consecutive_poll_failures,
                 cancel_on_kill=self.cancel_on_kill,
             )
@@ -317,7 +324,7 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
             remaining = deadline - time.time()
             if remaining <= 0:
                 raise self._wait_timed_out(f"Benchmark job {job_id} was not finished by the deadline")
-            time.sleep(min(self.poll_interval, remaining))
+            time.sleep(min(self.check_interval, remaining))
 
     def _wait_timed_out(self, message: str) -> BaseException:
         next_step = (
@@ -325,7 +332,7 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
             if self.reattach
             else "a retry of this task creates a new job (reattach=False)"
         )
-        return RunloopError(f"{message}. The job goes on: {next_step}, or raise wait_timeout")
+        return RunloopError(f"{message}. The job goes on: {next_step}, or raise timeout")
 
     def _finish(
         self, context: Context, verdict: BenchmarkJobVerdict, reattached: bool, link: str | None

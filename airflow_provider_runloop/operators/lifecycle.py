@@ -26,6 +26,7 @@ from airflow_provider_runloop.arguments import (
     check_poll_interval,
     check_text,
     check_when_known,
+    renamed_keywords,
     rendered_later,
 )
 from airflow_provider_runloop.client import validate_id
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
+    "RENAMED_OPTIONS",
     "RESUME_XCOM_KEY",
     "LifecycleOperator",
     "RunloopCancelBenchmarkRunOperator",
@@ -75,6 +77,14 @@ __all__ = [
 
 DEFAULT_WAIT_TIMEOUT: Final = timedelta(days=7)
 """How long the lifecycle operators wait for completion unless told otherwise (as sensors do)."""
+
+RENAMED_OPTIONS: Final = {
+    "wait_for_completion": "wait_for_termination",
+    "poll_interval": "check_interval",
+    "wait_timeout": "timeout",
+}
+"""The start and the job operators' deprecated option names, each with its new (dbt Cloud's) name.
+The old names still work, with an ``AirflowProviderDeprecationWarning`` (see ``docs/lifecycle.md``)."""
 
 RESUME_XCOM_KEY: Final = "runloop_resume"
 """The XCom key of what a deferred lifecycle task needs again when it resumes."""
@@ -90,10 +100,10 @@ class LifecycleOperator(BaseOperator):
     :param runloop_conn_id: the Runloop connection (templated).
     :param reattach: look for what an earlier try of this task instance started, and reattach to it.
     :param cancel_on_kill: cancel what the task started if it is killed while it waits or starts.
-    :param wait_for_completion: wait until what was started is done.
+    :param wait_for_termination: wait until what was started is done.
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param poll_interval: seconds (or a ``timedelta``) between polls while waiting.
-    :param wait_timeout: how long to wait (seconds or a ``timedelta``).
+    :param check_interval: seconds (or a ``timedelta``) between polls while waiting.
+    :param timeout: how long to wait (seconds or a ``timedelta``).
     """
 
     def __init__(
@@ -102,25 +112,25 @@ class LifecycleOperator(BaseOperator):
         runloop_conn_id: str,
         reattach: bool,
         cancel_on_kill: bool,
-        wait_for_completion: bool,
+        wait_for_termination: bool,
         deferrable: bool,
-        poll_interval: float | timedelta,
-        wait_timeout: float | timedelta,
+        check_interval: float | timedelta,
+        timeout: float | timedelta,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.runloop_conn_id = check_text("runloop_conn_id", runloop_conn_id)
         self.reattach = check_flag("reattach", reattach)
         self.cancel_on_kill = check_flag("cancel_on_kill", cancel_on_kill)
-        self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
+        self.wait_for_termination = check_flag("wait_for_termination", wait_for_termination)
         self.deferrable = check_flag("deferrable", deferrable)
-        self.poll_interval = check_poll_interval("poll_interval", poll_interval)
-        self.wait_timeout = check_seconds("wait_timeout", wait_timeout)
-        if self.deferrable and not self.wait_for_completion:
+        self.check_interval = check_poll_interval("check_interval", check_interval)
+        self.timeout = check_seconds("timeout", timeout)
+        if self.deferrable and not self.wait_for_termination:
             # As dbt Cloud's operator does: deferring is about the wait, and there is none.
             warnings.warn(
                 f"{type(self).__name__} {self.task_id!r}: deferrable=True has no effect with "
-                "wait_for_completion=False (the task does not wait, so nothing is deferred)",
+                "wait_for_termination=False (the task does not wait, so nothing is deferred)",
                 UserWarning,
                 stacklevel=3,
             )
@@ -141,7 +151,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
     The XCom value: ``benchmark_run_id``, ``benchmark_id``, ``run_name``, ``state``, ``reattached``,
     ``scenario_ids`` (the benchmark's scenarios, read when the run starts, or when a retry reattaches,
     since the benchmark can be edited later), ``expected_scenario_count`` and ``dashboard_url``; with
-    ``wait_for_completion`` also ``summary`` (as
+    ``wait_for_termination`` also ``summary`` (as
     :class:`~airflow_provider_runloop.sensors.runloop.RunloopBenchmarkRunSensor` returns).
 
     The run is tagged with this task instance (metadata ``airflow_dag_id``, ``airflow_run_id``,
@@ -161,14 +171,16 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
     :param cancel_on_kill: cancel the run if the task is killed while it waits or starts (a user marks
         it failed or successful, or clears it; or its ``execution_timeout`` passes). Never on a
         triggerer restart. Default ``True``.
-    :param wait_for_completion: after starting, wait until the run is done under the completion rule
+    :param wait_for_termination: after starting, wait until the run is done under the completion rule
         (as the sensor does). Off by default: an interactive run only progresses when something starts
-        its scenario runs, usually tasks downstream of this one.
+        its scenario runs, usually tasks downstream of this one. (Was ``wait_for_completion``, which
+        still works with a deprecation warning.)
     :param deferrable: wait in the triggerer instead of a worker slot (default: the ``[operators]
         default_deferrable`` setting).
-    :param poll_interval: seconds between polls while waiting.
-    :param wait_timeout: how long to wait (seconds or a ``timedelta``; default 7 days). Running out of
-        time fails the try, not the run: a retry reattaches and waits again.
+    :param check_interval: seconds between polls while waiting (was ``poll_interval``, deprecated).
+    :param timeout: how long to wait (seconds or a ``timedelta``; default 7 days). Running out of
+        time fails the try, not the run: a retry reattaches and waits again. (Was ``wait_timeout``,
+        deprecated.)
     :param expected_scenario_count: how many scenarios the run should have; default: as many as the
         benchmark had when the run started.
     :param accept_scored: count ``scored`` scenario runs as finished while waiting.
@@ -192,6 +204,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
     operator_extra_links = (RunloopBenchmarkRunLink(),)
     ui_color = "#e8f0fe"
 
+    @renamed_keywords(RENAMED_OPTIONS)
     def __init__(
         self,
         *,
@@ -202,10 +215,10 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
         runloop_conn_id: str = RunloopHook.default_conn_name,
         reattach: bool = True,
         cancel_on_kill: bool = True,
-        wait_for_completion: bool = False,
+        wait_for_termination: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 30.0,
-        wait_timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
+        check_interval: float = 30.0,
+        timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT,
         expected_scenario_count: int | None = None,
         accept_scored: bool = False,
         fail_on_scenario_failure: bool = True,
@@ -217,10 +230,10 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             runloop_conn_id=runloop_conn_id,
             reattach=reattach,
             cancel_on_kill=cancel_on_kill,
-            wait_for_completion=wait_for_completion,
+            wait_for_termination=wait_for_termination,
             deferrable=deferrable,
-            poll_interval=poll_interval,
-            wait_timeout=wait_timeout,
+            check_interval=check_interval,
+            timeout=timeout,
             **kwargs,
         )
         self.benchmark_id = benchmark_id
@@ -300,7 +313,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             "expected_scenario_count": self.expected_scenario_count or len(scenario_ids) or None,
             "dashboard_url": url,
         }
-        if not self.wait_for_completion:
+        if not self.wait_for_termination:
             return started
 
         # The wait: the sensor's own steps (RunWait), with this run's snapshot as the expected count.
@@ -308,7 +321,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             dataclasses.replace(self.policy, expected_scenario_count=started["expected_scenario_count"])
         )
         started_at = getattr(context.get("ti"), "start_date", None)
-        deadline = (started_at.timestamp() if started_at is not None else time.time()) + self.wait_timeout
+        deadline = (started_at.timestamp() if started_at is not None else time.time()) + self.timeout
         verdict = self._poll(wait, run.id)
         if self.deferrable and (verdict is None or not verdict.done):
             context["ti"].xcom_push(key=RESUME_XCOM_KEY, value=started)  # read back on resumption
@@ -316,7 +329,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
                 benchmark_run_id=run.id,
                 deadline=deadline,
                 runloop_conn_id=self.runloop_conn_id,
-                poll_interval=self.poll_interval,
+                poll_interval=self.check_interval,
                 cancel_on_kill=self.cancel_on_kill,
                 **wait.trigger_kwargs(),
             )
@@ -325,7 +338,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             remaining = deadline - time.time()
             if remaining <= 0:
                 raise self._wait_timed_out(f"Benchmark run {run.id} was not done by the deadline")
-            time.sleep(min(self.poll_interval, remaining))
+            time.sleep(min(self.check_interval, remaining))
             verdict = self._poll(wait, run.id)
         return {**started, "summary": finish_run_wait(verdict)}
 
@@ -389,7 +402,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             if self.reattach
             else "a retry of this task starts a new run (reattach=False)"
         )
-        return RunloopError(f"{message}. The run is still running: {next_step}, or raise wait_timeout")
+        return RunloopError(f"{message}. The run is still running: {next_step}, or raise timeout")
 
     def _find_live_run(self, benchmark_id: str, name: str, tag: TaskTag) -> BenchmarkRunView | None:
         """The running benchmark run this task instance started on an earlier try, if any."""

@@ -33,8 +33,9 @@ for mode in ("deferrable", "poll"):
             benchmark_id="{{ params.benchmark_id }}",
             agent_configs=AGENTS,
             orchestrator_config={"n_concurrent_trials": 4},
+            wait_for_termination=True,
             deferrable=mode == "deferrable",
-            poll_interval=0.1,
+            check_interval=0.1,
         )
 
         @task

@@ -43,7 +43,7 @@ def _start(benchmark_id: str, **kwargs: Any) -> RunloopStartBenchmarkRunOperator
 
 
 def _job(benchmark_id: str, **kwargs: Any) -> RunloopCreateBenchmarkJobOperator:
-    options: dict[str, Any] = {"agent_configs": AGENTS, "wait_for_completion": False, **kwargs}
+    options: dict[str, Any] = {"agent_configs": AGENTS, **kwargs}
     return RunloopCreateBenchmarkJobOperator(task_id="start", benchmark_id=benchmark_id, **options)
 
 
@@ -252,7 +252,7 @@ async def test_killing_a_deferred_start_and_wait_task_cancels_its_run(
     emulator: RunloopEmulator, ti: Any
 ) -> None:
     benchmark = emulator.seed_benchmark(THREE)
-    operator = _start(benchmark.benchmark_id, wait_for_completion=True, deferrable=True, poll_interval=0.05)
+    operator = _start(benchmark.benchmark_id, wait_for_termination=True, deferrable=True, check_interval=0.05)
     trigger = await asyncio.to_thread(_deferred, operator, ti)
     assert isinstance(trigger, RunloopBenchmarkRunTrigger)
     assert trigger.serialize()[1]["cancel_on_kill"] is True
@@ -289,7 +289,9 @@ def test_killing_a_start_and_wait_task_on_a_worker_cancels_its_run(
     emulator: RunloopEmulator, ti: Any
 ) -> None:
     benchmark = emulator.seed_benchmark(THREE)
-    operator = _start(benchmark.benchmark_id, wait_for_completion=True, deferrable=False, poll_interval=0.05)
+    operator = _start(
+        benchmark.benchmark_id, wait_for_termination=True, deferrable=False, check_interval=0.05
+    )
     worker = _Worker(lambda: operator.execute({"ti": ti}))
     # Started and polling; then Airflow's SIGTERM handler calls on_kill.
     _eventually(lambda: len(emulator.requests(path="/v1/benchmark_runs/*/scenario_runs")) > 0)
@@ -364,7 +366,7 @@ async def test_killing_a_deferred_job_task_cancels_the_jobs_running_runs(
     emulator: RunloopEmulator, ti: Any
 ) -> None:
     benchmark = emulator.seed_benchmark(THREE)
-    operator = _job(benchmark.benchmark_id, wait_for_completion=True, deferrable=True, poll_interval=0.05)
+    operator = _job(benchmark.benchmark_id, wait_for_termination=True, deferrable=True, check_interval=0.05)
     trigger = await asyncio.to_thread(_deferred, operator, ti)
     assert isinstance(trigger, RunloopBenchmarkJobTrigger)
     assert trigger.cancel_on_kill is True
@@ -541,7 +543,9 @@ def _drive_scenarios(emulator: RunloopEmulator, run_id: str, scenario_ids: list[
 
 def test_start_and_wait_on_the_worker(emulator: RunloopEmulator, ti: Any) -> None:
     benchmark = emulator.seed_benchmark(THREE)
-    operator = _start(benchmark.benchmark_id, wait_for_completion=True, deferrable=False, poll_interval=0.05)
+    operator = _start(
+        benchmark.benchmark_id, wait_for_termination=True, deferrable=False, check_interval=0.05
+    )
     worker = _Worker(lambda: operator.execute({"ti": ti}))
     _eventually(lambda: operator._started_run_id is not None)
     _drive_scenarios(emulator, str(operator._started_run_id), list(benchmark.scenario_ids))
@@ -558,14 +562,14 @@ async def test_start_and_wait_deferred_resumes_with_the_start_xcom_and_the_summa
     emulator: RunloopEmulator, ti: Any
 ) -> None:
     benchmark = emulator.seed_benchmark(THREE)
-    operator = _start(benchmark.benchmark_id, wait_for_completion=True, deferrable=True, poll_interval=0.05)
+    operator = _start(benchmark.benchmark_id, wait_for_termination=True, deferrable=True, check_interval=0.05)
     trigger = await asyncio.to_thread(_deferred, operator, ti)
     run_id = trigger.benchmark_run_id
     await asyncio.to_thread(_drive_scenarios, emulator, run_id, list(benchmark.scenario_ids))
     (event,) = [event.payload async for event in trigger.run()]
     assert event["status"] == "success"
     # On resumption Airflow builds a new operator from the DAG: nothing of the first one survives.
-    resumed = _start(benchmark.benchmark_id, wait_for_completion=True, deferrable=True)
+    resumed = _start(benchmark.benchmark_id, wait_for_termination=True, deferrable=True)
     result = resumed.execute_complete({"ti": ti}, event=json.loads(json.dumps(event)))
     assert result["benchmark_run_id"] == run_id
     assert result["scenario_ids"] == list(benchmark.scenario_ids)
@@ -576,10 +580,10 @@ def test_a_wait_that_runs_out_of_time_fails_the_try_not_the_run(emulator: Runloo
     benchmark = emulator.seed_benchmark(THREE)
     operator = _start(
         benchmark.benchmark_id,
-        wait_for_completion=True,
+        wait_for_termination=True,
         deferrable=False,
-        poll_interval=0.05,
-        wait_timeout=0.2,
+        check_interval=0.05,
+        timeout=0.2,
     )
     with pytest.raises(RunloopError, match="a retry of this task reattaches to it"):
         operator.execute({"ti": ti})
@@ -604,7 +608,7 @@ async def _create_and_wait(
 @pytest.mark.parametrize("deferrable", [True, False])
 async def test_waiting_for_a_job(emulator: RunloopEmulator, ti: Any, deferrable: bool) -> None:
     benchmark = emulator.seed_benchmark(THREE)
-    options: dict[str, Any] = {"wait_for_completion": True, "deferrable": deferrable, "poll_interval": 0.05}
+    options: dict[str, Any] = {"wait_for_termination": True, "deferrable": deferrable, "check_interval": 0.05}
 
     done = await _create_and_wait(
         _job(benchmark.benchmark_id, **options), ti, lambda job_id: emulator.advance(3600)

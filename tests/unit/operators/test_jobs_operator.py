@@ -27,7 +27,7 @@ def test_job_defaults_fields_and_link() -> None:
         "runloop_conn_id",
     }
     assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark job"]
-    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_completion) == (True, True, True)
+    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_termination) == (True, True, False)
     assert operator.fail_on_job_failure is True
 
 
@@ -113,13 +113,13 @@ def test_the_job_spec_sent() -> None:
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
         ({"reattach": 1}, "reattach must be True or False"),
         ({"cancel_on_kill": "yes"}, "cancel_on_kill must be True or False"),
-        ({"wait_for_completion": None}, "wait_for_completion must be True or False"),
+        ({"wait_for_termination": None}, "wait_for_termination must be True or False"),
         ({"deferrable": "no"}, "deferrable must be True or False"),
-        ({"poll_interval": -1}, "poll_interval must be >= 0.01"),
-        ({"poll_interval": 0.001}, "poll_interval must be >= 0.01"),
-        ({"poll_interval": float("nan")}, "poll_interval must be a finite number"),
-        ({"poll_interval": timedelta(0)}, "poll_interval must be >= 0.01"),
-        ({"wait_timeout": 0}, "wait_timeout must be > 0"),
+        ({"check_interval": -1}, "check_interval must be >= 0.01"),
+        ({"check_interval": 0.001}, "check_interval must be >= 0.01"),
+        ({"check_interval": float("nan")}, "check_interval must be a finite number"),
+        ({"check_interval": timedelta(0)}, "check_interval must be >= 0.01"),
+        ({"timeout": 0}, "timeout must be > 0"),
         ({"max_consecutive_poll_failures": -1}, "max_consecutive_poll_failures must be a whole number"),
         ({"fail_on_job_failure": "no"}, "fail_on_job_failure must be True or False"),
     ],

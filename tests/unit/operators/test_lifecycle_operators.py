@@ -43,9 +43,9 @@ def test_start_defaults_fields_and_link() -> None:
         "runloop_conn_id",
     }
     assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark run"]
-    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_completion) == (True, True, False)
-    assert operator.wait_timeout == DEFAULT_WAIT_TIMEOUT.total_seconds()
-    assert _start(wait_timeout=timedelta(minutes=2)).wait_timeout == 120.0
+    assert (operator.reattach, operator.cancel_on_kill, operator.wait_for_termination) == (True, True, False)
+    assert operator.timeout == DEFAULT_WAIT_TIMEOUT.total_seconds()
+    assert _start(timeout=timedelta(minutes=2)).timeout == 120.0
 
 
 @pytest.mark.parametrize(
@@ -73,14 +73,14 @@ def test_start_defaults_fields_and_link() -> None:
         ({"runloop_conn_id": ""}, "runloop_conn_id must be a non-empty string"),
         ({"reattach": "no"}, "reattach must be True or False"),
         ({"cancel_on_kill": 0}, "cancel_on_kill must be True or False"),
-        ({"wait_for_completion": "yes"}, "wait_for_completion must be True or False"),
+        ({"wait_for_termination": "yes"}, "wait_for_termination must be True or False"),
         ({"deferrable": None}, "deferrable must be True or False"),
-        ({"poll_interval": 0}, "poll_interval must be >= 0.01"),
-        ({"poll_interval": 1e-9}, "poll_interval must be >= 0.01"),
-        ({"poll_interval": float("nan")}, "poll_interval must be a finite number"),
-        ({"poll_interval": float("inf")}, "poll_interval must be a finite number"),
-        ({"wait_timeout": -5}, "wait_timeout must be > 0"),
-        ({"wait_timeout": timedelta(0)}, "wait_timeout must be > 0"),
+        ({"check_interval": 0}, "check_interval must be >= 0.01"),
+        ({"check_interval": 1e-9}, "check_interval must be >= 0.01"),
+        ({"check_interval": float("nan")}, "check_interval must be a finite number"),
+        ({"check_interval": float("inf")}, "check_interval must be a finite number"),
+        ({"timeout": -5}, "timeout must be > 0"),
+        ({"timeout": timedelta(0)}, "timeout must be > 0"),
         ({"expected_scenario_count": 0}, "expected_scenario_count must be a whole number >= 1"),
         ({"accept_scored": "true"}, "accept_scored must be True or False"),
         ({"fail_on_scenario_failure": 1}, "fail_on_scenario_failure must be True or False"),
@@ -109,7 +109,7 @@ def _event(status: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_start_and_wait_reads_trigger_events() -> None:
-    operator = _start(wait_for_completion=True)
+    operator = _start(wait_for_termination=True)
     with pytest.raises(RunloopInvalidResponseError, match="cannot read"):
         operator.execute_complete({"ti": _TI()}, event={"status": "maybe"})  # type: ignore[arg-type]
     with pytest.raises(RunloopError, match="boom"):
@@ -182,9 +182,9 @@ def test_argument_errors_name_keys_never_values() -> None:
 
 
 def test_deferrable_without_waiting_warns_that_it_does_nothing() -> None:
-    with pytest.warns(UserWarning, match="deferrable=True has no effect with wait_for_completion=False"):
-        _start(deferrable=True, wait_for_completion=False)
+    with pytest.warns(UserWarning, match="deferrable=True has no effect with wait_for_termination=False"):
+        _start(deferrable=True, wait_for_termination=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _start(deferrable=True, wait_for_completion=True)
-        _start(deferrable=False, wait_for_completion=False)
+        _start(deferrable=True, wait_for_termination=True)
+        _start(deferrable=False, wait_for_termination=False)
