@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from airflow_provider_runloop.hooks.runloop import RunloopHook
 from airflow_provider_runloop.operators.runloop import (
@@ -34,12 +34,18 @@ from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
 RESULTS_URL = os.environ.get("RUNLOOP_RESULTS_URL", "file:///tmp/runloop-results").rstrip("/")
 POLL_SECONDS = float(os.environ.get("RUNLOOP_POLL_SECONDS", "60"))
 
+
+def benchmark_param() -> Param:
+    """Required (no default): the trigger form asks for the benchmark; a trigger without it is refused."""
+    return Param(type="string", pattern=r"^[A-Za-z0-9_-]+$", description="The benchmark to run (bmd_...).")
+
+
 with DAG(
     dag_id="example_runloop_interactive_run",
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"benchmark_id": "bmd_replace_me"},
+    params={"benchmark_id": benchmark_param()},
     tags=["example", "runloop"],
 ) as interactive_dag:
     # --8<-- [start:howto_operator_runloop_start_run]
@@ -104,7 +110,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    params={"benchmark_id": "bmd_replace_me"},
+    params={"benchmark_id": benchmark_param()},
     tags=["example", "runloop"],
 ) as job_dag:
     # --8<-- [start:howto_operator_runloop_create_job]

@@ -204,6 +204,8 @@ class RunloopCreateBenchmarkJobOperator(LifecycleOperator):
                 name,
             )
         self._started_job_id = job.id
+        if link is not None:
+            self.log.info("Benchmark job %s's runs on the Runloop dashboard: %s", job.id, link)
         verdict = judge_benchmark_job(job)
         self.log.info("%s", verdict.message)
         if not self.wait_for_termination or verdict.done:

@@ -302,6 +302,7 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
         self._started_run_id = run.id
         url = benchmark_run_url(hook.get_conn().base_url, run.id, run.benchmark_id or benchmark_id)
         RunloopBenchmarkRunLink.persist(context, url)
+        self.log.info("Benchmark run %s on the Runloop dashboard: %s", run.id, url)
         scenario_ids = list(benchmark.scenario_ids)
         started: dict[str, Any] = {
             "benchmark_run_id": run.id,
@@ -347,7 +348,9 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
         if verdict is not None and verdict.done:
             self.log.info("%s", verdict.message)
         elif verdict is not None:
-            self._progress.log(self.log, verdict.message)
+            self._progress.log(
+                self.log, verdict.message, running_since_ms=verdict.summary.benchmark_run_start_time_ms
+            )
         return verdict
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -63,6 +63,7 @@ def test_the_demo_headlines_runloops_own_score(
     assert f"Runloop run score {emulated['score']:.3f}; mean over " in verdicts[0]
     assert "plus 1 retried attempt" in verdicts[0]
     assert out.count("on the Runloop dashboard: http://127.0.0.1:") == 1
-    assert re.search(r"Wrote 51 records to file://\S+ \(50 scenarios, plus 1 retried attempt; Runloop run", out)
+    wrote = r"Wrote 51 records to file://\S+ \(50 scenarios, plus 1 retried attempt; Runloop run score"
+    assert re.search(wrote, out)
     # Failed scenario runs are named beside their ids.
     assert re.search(r"failed, timed out or canceled \(4\): scr_\w+ \(demo-scenario-\d+\)", out)
