@@ -195,7 +195,10 @@ def test_wait_defers_to_the_triggerer_then_exports(
     # ...and the triggerer, not a worker, runs our trigger: the triggerer writes the task's trigger log
     # (its own file beside the task's), which shows the trigger starting and its progress lines.
     # While runs are active the expected count is not fetched yet: the line shows "?" until it matters.
-    progress = re.compile(rf"^{benchmark_run_id}: \d+/(6|\?) finished \(.*scored 1\)$")
+    # Each line says how long the run has been going.
+    progress = re.compile(
+        rf"^{benchmark_run_id}: \d+/(6|\?) scenarios finished \(.*scored 1\) \(running for [^)]+\)$"
+    )
     entries = poll_until(
         "the trigger's progress in the triggerer's log",
         lambda: _trigger_log_entries(airflow_stack, run_id, progress),

@@ -226,3 +226,21 @@ def test_the_progress_line_is_logged_when_it_changes_and_on_the_heartbeat() -> N
     ]
     assert shown == [True, False, True, False, True]
     assert logged == ["0/5 finished", "1/5 finished", "1/5 finished"]
+
+
+def test_the_progress_line_says_how_long_the_run_has_been_going(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_runloop import waiting
+
+    logged: list[str] = []
+
+    class Log:
+        def info(self, template: str, message: str) -> None:
+            logged.append(template % message)
+
+    monkeypatch.setattr(waiting.time, "time", lambda: 1_000_725.0)
+    progress = waiting.ProgressLog()
+    started = 1_000_000_000  # ms: 725 s before "now"
+    assert progress.log(Log(), "1/5 finished", now=0.0, running_since_ms=started)  # type: ignore[arg-type]
+    # The elapsed time is not part of the comparison: the same counts are not logged again for it.
+    assert not progress.log(Log(), "1/5 finished", now=10.0, running_since_ms=started)  # type: ignore[arg-type]
+    assert logged == ["1/5 finished (running for 12 minutes 5 seconds)"]

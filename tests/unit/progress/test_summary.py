@@ -175,3 +175,23 @@ def test_from_dict_rejects_missing_fields() -> None:
     del data["success"]
     with pytest.raises(ValueError, match="'success' is missing"):
         BenchmarkRunSummary.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0, "0 seconds"),
+        (0.4, "0 seconds"),
+        (-3, "0 seconds"),  # clocks apart: never a negative duration
+        (1, "1 second"),
+        (59.6, "1 minute"),
+        (185, "3 minutes 5 seconds"),
+        (3600 + 29, "1 hour"),  # from an hour on, whole minutes
+        (3600 + 31, "1 hour 1 minute"),
+        (2 * 86400 + 7200, "2 days 2 hours"),
+    ],
+)
+def test_durations_read_as_people_say_them(seconds: float, words: str) -> None:
+    from airflow_provider_runloop.progress import human_duration
+
+    assert human_duration(seconds) == words
