@@ -53,7 +53,13 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("RUNLOOP_HYPOTHESIS_PROFILE", "suite"))
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="runloop-tests-airflow-"))
+# `make test` runs the suite in pytest-xdist workers, which inherit the controller's environment: each
+# worker gets an Airflow home (and so a metadata DB) of its own.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER is not None:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix=f"runloop-tests-airflow-{_WORKER}-")
+else:
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="runloop-tests-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "tests" / "dags"))
 os.environ.setdefault("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(_BUNDLES))

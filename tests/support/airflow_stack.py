@@ -15,6 +15,7 @@ fails.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -35,6 +36,7 @@ __all__ = ["AirflowStack", "free_port", "poll_until", "stop_process_group"]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "e2e_admin"
 T = TypeVar("T")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def free_port() -> int:
@@ -53,6 +55,13 @@ def poll_until(what: str, check: Callable[[], T | None], *, attempts: int, inter
             return value
         time.sleep(interval)
     raise AssertionError(f"gave up waiting for {what} after {attempts} tries")
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: SIGTERM it when the test process dies (a killed pytest, a killed xdist
+    worker), so that no Airflow component outlives the run that started it (Linux ``prctl``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_process_group(process: subprocess.Popen[Any], *, grace: float = 20.0) -> None:
@@ -197,7 +206,12 @@ class AirflowStack:
             log = self.log_path(name).open("wb")
             self._log_files.append(log)
             self.processes[name] = subprocess.Popen(
-                commands[name], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                commands[name],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         poll_until(
             "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
