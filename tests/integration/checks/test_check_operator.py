@@ -329,3 +329,31 @@ def test_bad_options_fail_at_parse_time_naming_them() -> None:
         check("bmr_x", max_failed_fraction=2)
     templated = check("{{ params.run }}", baseline_benchmark_run_id="{{ params.baseline }}")
     assert templated.template_fields == ("benchmark_run_id", "baseline_benchmark_run_id", "runloop_conn_id")
+
+
+def test_the_docs_example(emulator: RunloopEmulator) -> None:
+    benchmark = emulator.seed_benchmark(GOOD)
+    start(emulator, benchmark.benchmark_id, GOOD, agent="claude")
+    run_id = start(emulator, benchmark.benchmark_id, FINE, agent="claude")
+    emulator.advance(600)
+
+    # --8<-- [start:howto_operator_runloop_check]
+    from airflow_provider_runloop.operators.runloop import RunloopBenchmarkRunCheckOperator
+
+    score_gate = RunloopBenchmarkRunCheckOperator(
+        task_id="score_gate",
+        benchmark_run_id=run_id,  # in a DAG, e.g. "{{ params.benchmark_run_id }}" (templated)
+        # Thresholds on this run.
+        min_runloop_score=0.6,
+        min_scoring_function_means={"tests_pass": 0.5},
+        max_failed_fraction=0.1,
+        # Regression against the last completed run of the same agent.
+        baseline_from_metadata=["agent"],
+        tolerances={"runloop_score": 0.02, "scoring_function:tests_pass": "5%"},
+        default_tolerance="10%",
+        deferrable=True,  # wait in the triggerer if the run is not done yet
+    )
+    # --8<-- [end:howto_operator_runloop_check]
+    outcome = score_gate.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
+    assert outcome["passed"] is True
+    assert outcome["baseline_source"] == "metadata"
