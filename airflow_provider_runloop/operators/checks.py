@@ -399,8 +399,10 @@ class RunloopBenchmarkRunCheckOperator(BaseOperator):
         if not outcome.passed:
             raise _CheckFailed(outcome.message())
         if outcome.baseline_note is not None:
-            self.log.warning("%s The check passes on its thresholds alone (fail_without_baseline=False).",
-                             outcome.baseline_note)  # fmt: skip
+            self.log.warning(
+                "%s The check passes on its thresholds alone (fail_without_baseline=False).",
+                outcome.baseline_note,
+            )
         self.log.info("%s", outcome.message())
         return self.outcome
 
