@@ -15,7 +15,11 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from airflow_provider_runloop.exceptions import RunloopCheckFailedError
+from airflow_provider_runloop.exceptions import (
+    RunloopBenchmarkRunFailedError,
+    RunloopCheckFailedError,
+    RunloopResultsNotReadyError,
+)
 from airflow_provider_runloop.operators.runloop import RunloopBenchmarkRunCheckOperator
 from airflow_provider_runloop.testing import RunloopEmulator
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
@@ -357,3 +361,20 @@ def test_the_docs_example(emulator: RunloopEmulator) -> None:
     outcome = score_gate.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
     assert outcome["passed"] is True
     assert outcome["baseline_source"] == "metadata"
+
+
+def test_a_canceled_run_is_not_gated_and_a_run_not_done_in_time_is_not_checked(
+    emulator: RunloopEmulator,
+) -> None:
+    benchmark = emulator.seed_benchmark(GOOD)
+    canceled = emulator.start_scripted_run(benchmark.benchmark_id, script=GOOD)
+    emulator.force_benchmark_run_state(canceled, "canceled")
+    with pytest.raises(RunloopBenchmarkRunFailedError, match="canceled"):
+        check(canceled, min_runloop_score=0.1).execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
+
+    running = emulator.start_scripted_run(benchmark.benchmark_id, script=GOOD)
+    operator = check(running, baseline_benchmark_run_id=canceled, timeout=0.2)
+    with pytest.raises(RunloopResultsNotReadyError, match="not done within the check's timeout"):
+        operator.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
+    assert operator.outcome is None
+    assert listings(emulator, canceled) == 1  # by the first check only: the second never got that far
