@@ -13,6 +13,7 @@ __all__ = [
     "RunloopAuthenticationError",
     "RunloopBadRequestError",
     "RunloopBenchmarkRunFailedError",
+    "RunloopCheckFailedError",
     "RunloopConflictError",
     "RunloopError",
     "RunloopInvalidRequestError",
@@ -185,6 +186,15 @@ class RunloopResultsNotReadyError(RunloopError):
 
 class RunloopBenchmarkRunFailedError(RunloopError):
     """A benchmark run ended badly: the run failed or was canceled, or scenario runs failed."""
+
+
+class RunloopCheckFailedError(RunloopError):
+    """A benchmark run failed its checks (``RunloopBenchmarkRunCheckOperator``): a threshold, or a
+    regression against its baseline. The message has the table of every rule.
+
+    Not retryable: the same run fails the same checks again. The check operator raises it as an
+    ``AirflowFailException`` too, so Airflow fails the task without retries.
+    """
 
 
 def _excerpt(body: str) -> str:

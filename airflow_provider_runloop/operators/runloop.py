@@ -1,10 +1,12 @@
 """The operators, by their original import path: ``airflow_provider_runloop.operators.runloop``.
 
-They live by job: the results export in ``operators/results.py``, the run lifecycle in
+They live by job: the results export in ``operators/results.py``, the score gate in
+``operators/checks.py``, the run lifecycle in
 ``operators/lifecycle.py``, benchmark jobs in ``operators/jobs.py``, the task tag in
 ``operators/tagging.py``. This module re-exports them so DAGs written against earlier versions keep working.
 """
 
+from airflow_provider_runloop.operators.checks import RunloopBenchmarkRunCheckOperator
 from airflow_provider_runloop.operators.jobs import RunloopCreateBenchmarkJobOperator
 from airflow_provider_runloop.operators.lifecycle import (
     DEFAULT_WAIT_TIMEOUT,
@@ -25,6 +27,7 @@ __all__ = [
     "STALE_STAGING_AGE",
     "TAG_METADATA_KEY",
     "RunloopBenchmarkResultsOperator",
+    "RunloopBenchmarkRunCheckOperator",
     "RunloopCancelBenchmarkRunOperator",
     "RunloopCompleteBenchmarkRunOperator",
     "RunloopCreateBenchmarkJobOperator",

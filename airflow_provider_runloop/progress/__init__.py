@@ -9,10 +9,27 @@ summary shape, used by every path that waits.
 - :mod:`~airflow_provider_runloop.progress.rule`: the completion rule and its verdicts.
 - :mod:`~airflow_provider_runloop.progress.summary`: the summary (XCom, events) and the progress line.
 - :mod:`~airflow_provider_runloop.progress.jobs`: the benchmark job's rule.
+- :mod:`~airflow_provider_runloop.progress.gates`: score gates (thresholds, regressions against a baseline).
 
 Import from here; the submodules are the layout, not the API.
 """
 
+from airflow_provider_runloop.progress.gates import (
+    COMPARISON_SLACK,
+    MAX_REGRESSED_SCENARIOS,
+    METRIC_MEAN_SCORE,
+    METRIC_RUNLOOP_SCORE,
+    SCORING_FUNCTION_METRIC_PREFIX,
+    GateMetrics,
+    GateOutcome,
+    GateRow,
+    GateThresholds,
+    RegressedScenario,
+    Tolerance,
+    evaluate_gate,
+    find_regressed_scenarios,
+    parse_tolerances,
+)
 from airflow_provider_runloop.progress.jobs import BenchmarkJobVerdict, judge_benchmark_job
 from airflow_provider_runloop.progress.rule import (
     DEFAULT_FAILURE_SETTLE_SECONDS,
@@ -42,6 +59,7 @@ from airflow_provider_runloop.progress.summary import BenchmarkRunSummary, forma
 from airflow_provider_runloop.progress.tally import (
     MAX_LISTED_IDS,
     ActiveRuns,
+    FailedLatestRun,
     LatestRun,
     ScenarioRunCounts,
     ScenarioRunTally,
@@ -50,30 +68,45 @@ from airflow_provider_runloop.progress.tally import (
 __all__ = [
     "ACTIVE_SCENARIO_STATES",
     "ALIVE_JOB_STATES",
+    "COMPARISON_SLACK",
     "DEFAULT_FAILURE_SETTLE_SECONDS",
     "FINISHED_JOB_STATES",
     "MAX_LISTED_IDS",
+    "MAX_REGRESSED_SCENARIOS",
     "MAX_SCORING_FUNCTIONS",
+    "METRIC_MEAN_SCORE",
+    "METRIC_RUNLOOP_SCORE",
+    "SCORING_FUNCTION_METRIC_PREFIX",
     "ActiveRuns",
     "BenchmarkJobVerdict",
     "BenchmarkRunSummary",
     "BenchmarkRunVerdict",
     "CountsOutcome",
     "CountsVerdict",
+    "FailedLatestRun",
     "FailureHold",
+    "GateMetrics",
+    "GateOutcome",
+    "GateRow",
+    "GateThresholds",
     "LatestRun",
+    "RegressedScenario",
     "ScenarioRunCounts",
     "ScenarioRunTally",
     "ScenarioStateClass",
+    "Tolerance",
     "assess_counts",
     "classify_scenario_state",
+    "evaluate_gate",
     "expected_scenarios_matter",
+    "find_regressed_scenarios",
     "format_progress",
     "human_duration",
     "judge",
     "judge_benchmark_job",
     "known_benchmark_run_state",
     "normalise_job_state",
+    "parse_tolerances",
     "score_line",
     "scored_is_final",
     "settle_failure",

@@ -24,7 +24,14 @@ from airflow_provider_runloop.progress.states import (
     known_scenario_state,
 )
 
-__all__ = ["MAX_LISTED_IDS", "ActiveRuns", "LatestRun", "ScenarioRunCounts", "ScenarioRunTally"]
+__all__ = [
+    "MAX_LISTED_IDS",
+    "ActiveRuns",
+    "FailedLatestRun",
+    "LatestRun",
+    "ScenarioRunCounts",
+    "ScenarioRunTally",
+]
 
 MAX_LISTED_IDS: Final = 50
 """At most this many ids of one kind (failed, missing, active) are kept in a summary or a message."""
@@ -77,6 +84,15 @@ class LatestRun(NamedTuple):
     state: ScenarioRunState
     score: float | None
     function_scores: tuple[tuple[str, float], ...]
+
+
+class FailedLatestRun(NamedTuple):
+    """A scenario whose latest run failed, timed out or was canceled, with that run's id and name."""
+
+    scenario_id: str
+    run_id: str
+    name: str | None
+    state: ScenarioRunState
 
 
 # One byte per scenario: the latest run's state code, and whether it has a start time and a score.
@@ -303,6 +319,18 @@ class ScenarioRunTally:
             for run_id, name in zip(self._ids, self._id_names, strict=True)
             if run_id is not None
         )
+
+    def failed_latest_runs(self) -> Iterator[FailedLatestRun]:
+        """The scenarios whose latest run failed, timed out or was canceled, with that run's id, name and
+        state, in first-listed order of the scenarios."""
+        for scenario_id, index in self._index.items():
+            slot = self._id_slot[index]
+            if slot == _NO_SLOT:
+                continue
+            run_id = self._ids[slot]
+            if run_id is not None:
+                state = _STATES[self._flags[index] & _STATE_MASK]
+                yield FailedLatestRun(scenario_id, run_id, self._id_names[slot], state)
 
     def scores(self) -> Iterator[float]:
         """The latest runs' scores, for those that have one, in first-listed order."""

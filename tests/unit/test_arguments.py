@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_runloop.arguments import MIN_POLL_INTERVAL, check_poll_interval, rendered_later
 from airflow_provider_runloop.operators.runloop import (
     RunloopBenchmarkResultsOperator,
+    RunloopBenchmarkRunCheckOperator,
     RunloopCancelBenchmarkRunOperator,
     RunloopCompleteBenchmarkRunOperator,
     RunloopCreateBenchmarkJobOperator,
@@ -26,6 +27,13 @@ TASKS: list[Any] = [
         lambda v: RunloopCompleteBenchmarkRunOperator(task_id="t", benchmark_run_id=v), id="complete"
     ),
     pytest.param(lambda v: RunloopCancelBenchmarkRunOperator(task_id="t", benchmark_run_id=v), id="cancel"),
+    pytest.param(lambda v: RunloopBenchmarkRunCheckOperator(task_id="t", benchmark_run_id=v), id="check"),
+    pytest.param(
+        lambda v: RunloopBenchmarkRunCheckOperator(
+            task_id="t", benchmark_run_id="bmr_1", baseline_benchmark_run_id=v
+        ),
+        id="check-baseline",
+    ),
     pytest.param(lambda v: RunloopStartBenchmarkRunOperator(task_id="t", benchmark_id=v), id="start"),
     pytest.param(
         lambda v: RunloopCreateBenchmarkJobOperator(task_id="t", benchmark_id=v, agent_configs=AGENTS),

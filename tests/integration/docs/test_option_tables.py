@@ -34,6 +34,7 @@ TABLES = [
     pytest.param(operators.RunloopCancelBenchmarkRunOperator, "lifecycle.md", id="cancel"),
     pytest.param(operators.RunloopCreateBenchmarkJobOperator, "lifecycle.md", id="create_job"),
     pytest.param(RunloopBenchmarkRunSensor, "sensor.md", id="sensor"),
+    pytest.param(operators.RunloopBenchmarkRunCheckOperator, "checks.md", id="check"),
 ]
 
 
