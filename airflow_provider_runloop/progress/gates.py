@@ -456,9 +456,9 @@ class GateOutcome:
         lines = [
             (
                 row.metric,
-                _number(row.baseline),
-                _number(row.current),
-                _number(row.delta, signed=True),
+                _number(row.baseline, whole=row.metric in _COUNT_METRICS),
+                _number(row.current, whole=row.metric in _COUNT_METRICS),
+                _number(row.delta, signed=True, whole=row.metric in _COUNT_METRICS),
                 row.threshold or (f"drop <= {row.tolerance}" if row.tolerance else "-"),
                 row.verdict.upper() + (f" ({row.note})" if row.note else ""),
             )
@@ -503,9 +503,15 @@ class GateOutcome:
         return "\n".join(parts)
 
 
-def _number(value: float | None, *, signed: bool = False) -> str:
+# Rows whose values are counts: shown as whole numbers in the table.
+_COUNT_METRICS: Final = frozenset({"failed_scenarios", "regressed_scenarios"})
+
+
+def _number(value: float | None, *, signed: bool = False, whole: bool = False) -> str:
     if value is None:
         return "-"
+    if whole:
+        return f"{value:+.0f}" if signed else f"{value:.0f}"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 

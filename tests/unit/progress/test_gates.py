@@ -59,6 +59,12 @@ def test_thresholds_pass_at_exactly_the_limit_and_fail_below() -> None:
     }
 
 
+def test_counts_read_as_whole_numbers_in_the_table() -> None:
+    outcome = evaluate_gate(metrics(failed=3), thresholds=GateThresholds(max_failed_scenarios=2))
+    row = next(line for line in outcome.table().splitlines() if line.startswith("failed_scenarios"))
+    assert row.split()[:3] == ["failed_scenarios", "-", "3"]
+
+
 def test_a_missing_runloop_score_fails_a_minimum_and_says_so() -> None:
     outcome = evaluate_gate(metrics(runloop=None), thresholds=GateThresholds(min_runloop_score=0.1))
     assert not outcome.passed
