@@ -147,13 +147,16 @@ class BenchmarkJobs:
             },
             run_ids=[],
         )
-        timing = (benchmark.script if benchmark is not None else self._default_script).timing
+        script = benchmark.script if benchmark is not None else self._default_script
+        timing = script.timing
         for variant, agent_config in enumerate(spec.agent_configs):
             run = BenchmarkRunRecord(
                 id=self._store.ids.new("benchmark_run"),
                 kind="job",
                 created_ms=start_ms,
-                script=None,
+                # What this agent does, when the benchmark's script says (`agents`); else each scenario's
+                # own script, drawn per agent config.
+                script=script.for_agent(agent_config.get("name")) if benchmark is not None else None,
                 timing=timing,
                 seed=self._seed,
                 variant=variant,

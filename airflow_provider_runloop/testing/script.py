@@ -24,6 +24,10 @@ A script is a mapping (Python dict, JSON or YAML file). Every key is optional::
         attempts: [failed, completed]   # a retried scenario: two runs for one scenario_id
       - outcome: setup_failed           # fails during setup: never gets a scenario run
       - {outcome: stays_scored, score: 0.5, duration: 30, start_at: 120}
+    agents:                        # a benchmark job's runs, by agent config name: what that agent does
+      my-agent-v2:                 # replaces outcomes, scores and scenarios for runs of this agent
+        scores: [0.2, 0.6]
+        scenarios: [{outcome: failed}]
 
 Outcomes of one attempt:
 
@@ -99,7 +103,10 @@ _SCRIPT_KEYS = {
     "outcomes",
     "scores",
     "scenarios",
+    "agents",
 }
+# What an agent's entry may replace: what the agent does, not how the benchmark is laid out or timed.
+_AGENT_KEYS = {"outcomes", "scores", "scenarios"}
 _TIMING_KEYS = {"start_interval", "concurrency", "duration", "scoring", "complete", "setup", "retry_delay"}
 _ENTRY_KEYS = {
     "name",
@@ -424,6 +431,23 @@ def _weighted_choice(mix: Sequence[tuple[str, float]], draw: float) -> str:
     return next(outcome for outcome, weight in reversed(mix) if weight > 0)
 
 
+def _parse_agents(data: Mapping[str, Any]) -> tuple[tuple[str, ScenarioScript], ...]:
+    raw = data.get("agents")
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ScriptError("agents must map agent config names to what those agents do")
+    base = {key: value for key, value in data.items() if key != "agents"}
+    agents = []
+    for name, override in raw.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ScriptError("agents must be keyed by agent config names (non-empty strings)")
+        override = _mapping(override, f"agents[{name!r}]")
+        _check_keys(override, _AGENT_KEYS, f"agents[{name!r}]")
+        agents.append((name, ScenarioScript.from_mapping({**base, **override})))
+    return tuple(agents)
+
+
 @dataclass(frozen=True)
 class ScenarioScript:
     """A parsed scenario script; build one with :meth:`from_mapping` or :func:`load_script`."""
@@ -440,6 +464,7 @@ class ScenarioScript:
     outcomes: tuple[tuple[str, float], ...] = (("completed", 1.0),)
     scores: SecondsRange = SecondsRange(0.5, 1.0)
     scenarios: tuple[ScenarioEntry, ...] = ()
+    agents: tuple[tuple[str, ScenarioScript], ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ScenarioScript:
@@ -473,7 +498,9 @@ class ScenarioScript:
         scores = default.scores
         if "scores" in data:
             scores = _seconds_range(data["scores"], "scores", upper=1.0)
+        agents = _parse_agents(data)
         return cls(
+            agents=agents,
             seed=seed,
             benchmark_name=data.get("benchmark_name", default.benchmark_name),
             scenario_count=count,
@@ -488,6 +515,11 @@ class ScenarioScript:
     @property
     def _mix_has_setup_failures(self) -> bool:
         return any(outcome == "setup_failed" and weight > 0 for outcome, weight in self.outcomes)
+
+    def for_agent(self, name: object) -> ScenarioScript | None:
+        """The script of a benchmark job's runs for the agent config named ``name`` (``agents``), or
+        ``None`` when the script says nothing of that agent."""
+        return next((script for agent, script in self.agents if agent == name), None)
 
     def with_seed(self, seed: int | None) -> ScenarioScript:
         """A copy with another planning seed (``None`` keeps this one)."""

@@ -243,3 +243,45 @@ async def test_invalid_job_specs_are_400(client: httpx.AsyncClient, spec: dict[s
     response = await client.post("/v1/benchmark_jobs", json={"spec": spec})
     assert response.status_code == 400
     assert set(response.json()) == {"message"}
+
+
+async def test_a_scripts_agents_entry_decides_what_that_agent_does(
+    client: httpx.AsyncClient, emulator: RunloopEmulator
+) -> None:
+    # The planted regression of a nightly gate: the same benchmark, another agent, worse results.
+    script = {
+        "scenario_count": 3,
+        "timing": {"start_interval": 0, "duration": 1, "scoring": 1, "complete": 1},
+        "scores": [0.9, 1.0],
+        "agents": {"agent-v2": {"scores": [0.1, 0.2], "scenarios": [{"outcome": "failed"}]}},
+    }
+    seeded = emulator.seed_benchmark(script)
+    configs = [{"type": "job_agent", "name": "agent-v1"}, {"type": "job_agent", "name": "agent-v2"}]
+    job = await _create_job(
+        client, {"type": "benchmark", "benchmark_id": seeded.benchmark_id, "agent_configs": configs}
+    )
+    emulator.advance(30)
+    outcomes = (await _job(client, job["id"]))["benchmark_outcomes"]
+    v1, v2 = (
+        sorted((o["state"], o.get("score")) for o in outcome["scenario_outcomes"]) for outcome in outcomes
+    )
+    assert [state for state, _ in v1] == ["COMPLETED"] * 3
+    assert all(score >= 0.9 for _, score in v1)
+    assert [state for state, _ in v2] == ["COMPLETED", "COMPLETED", "FAILED"]
+    assert all(score <= 0.2 for _, score in v2 if score is not None)
+
+
+@pytest.mark.parametrize(
+    ("agents", "problem"),
+    [
+        ([], "agents must map"),
+        ({"": {}}, "non-empty"),
+        ({"a": {"timing": {}}}, "timing"),
+        ({"a": {"scores": [2, 3]}}, "scores"),
+    ],
+)
+def test_a_bad_agents_entry_is_refused_naming_it(agents: Any, problem: str) -> None:
+    from airflow_provider_runloop.testing.script import ScenarioScript, ScriptError
+
+    with pytest.raises(ScriptError, match=problem):
+        ScenarioScript.from_mapping({"agents": agents})
