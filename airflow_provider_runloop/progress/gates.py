@@ -496,8 +496,10 @@ class GateOutcome:
                 for item in self.regressed_scenarios
             )
             hidden = self.regressed_scenario_count - len(self.regressed_scenarios)
+            count = self.regressed_scenario_count
             parts.append(
-                f"{self.regressed_scenario_count} scenarios passed in the baseline and fail now: {named}"
+                f"{count} scenario{' passed' if count == 1 else 's passed'} in the baseline and "
+                f"fail{'s' if count == 1 else ''} now: {named}"
                 + (f" and {hidden} more" if hidden else "")
             )
         return "\n".join(parts)

@@ -161,7 +161,7 @@ def test_a_planted_regression_fails_with_the_table(emulator: RunloopEmulator) ->
     assert "runloop_score" in message
     assert "metric" in message
     assert "baseline" in message
-    assert "1 scenarios passed in the baseline and fail now" in message
+    assert "1 scenario passed in the baseline and fails now" in message
     assert "(task-0)" in message
     outcome = operator.outcome
     assert outcome is not None
