@@ -45,7 +45,8 @@ code { font: 0.92em ui-monospace, SFMono-Regular, Menlo, monospace; background: 
   font-weight: 600; }
 .state-completed { background: #dff3e4; } .state-failed, .state-canceled { background: #fbe3e3; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; }
-.card { border: 1px solid #d5dbe3; border-radius: 8px; padding: 12px 16px; min-width: 200px; }
+.card { border: 1px solid #d5dbe3; border-radius: 8px; padding: 12px 16px; flex: 1 1 260px;
+  max-width: 440px; }
 .card .label { color: #4a5563; font-size: 0.9em; } .card .value { font-size: 2em; font-weight: 700; }
 .card .sub { color: #4a5563; font-size: 0.9em; }
 table { border-collapse: collapse; width: 100%; } caption { text-align: left; color: #4a5563;
@@ -55,6 +56,7 @@ th { background: #f5f7fa; font-weight: 600; } td.num, th.num { text-align: right
   font-variant-numeric: tabular-nums; }
 .up { color: #116329; } .down { color: #a40e26; } .bar { fill: #3b6fd8; } .track { fill: #e8edf5; }
 .base { fill: none; stroke: #1b1f24; stroke-width: 2; }
+#distribution { max-width: 640px; height: auto; display: block; }
 .note { color: #4a5563; font-size: 0.9em; } a { color: #0b57d0; }
 footer { margin-top: 32px; color: #4a5563; font-size: 0.85em; }
 """
@@ -63,6 +65,7 @@ footer { margin-top: 32px; color: #4a5563; font-size: 0.85em; }
 _CHART_W: Final = 640
 _CHART_H: Final = 160
 _AXIS_H: Final = 22
+_LABEL_H: Final = 16  # room above the tallest bar for its count
 _BAR_W: Final = 200
 _BAR_H: Final = 14
 
@@ -225,12 +228,14 @@ def _card(label: str, value: str, sub: str, *, id_: str) -> str:
 
 
 def _scenario_counts(summary: BenchmarkRunSummary) -> str:
-    expected = "unknown" if summary.expected_scenarios is None else str(summary.expected_scenarios)
     started = summary.started_scenarios if summary.started_scenarios is not None else "?"
-    line = (
-        f"{summary.finished_scenarios} of {expected} expected scenarios finished; {started} started "
-        f"({_plural(summary.total_scenario_runs, 'scenario run')} in all)."
-    )
+    if summary.expected_scenarios is None:
+        finished = (
+            f"{_plural(summary.finished_scenarios, 'scenario')} finished (how many were expected is unknown)"
+        )
+    else:
+        finished = f"{summary.finished_scenarios} of {summary.expected_scenarios} expected scenarios finished"
+    line = f"{finished}; {started} started ({_plural(summary.total_scenario_runs, 'scenario run')} in all)."
     retried = summary.retried_scenario_runs or 0
     if retried:
         line += (
@@ -277,7 +282,8 @@ def _function_table(
             cells += f'<td class="num">{_opt_score(base)}</td>'
             if score is not None and base is not None:
                 delta = score - base
-                cls = "up" if delta > 0 else "down" if delta < 0 else ""
+                shown = round(delta, 3)
+                cls = "up" if shown > 0 else "down" if shown < 0 else ""
                 cells += f'<td class="num {cls}">{_e(_signed(delta))}</td>'
             else:
                 cells += '<td class="num">n/a</td>'
@@ -334,22 +340,30 @@ def _distribution(histogram: ScoreHistogram, summary: BenchmarkRunSummary) -> st
     tallest = max(counts) or 1
     slot = _CHART_W / HISTOGRAM_BINS
     plot_h = _CHART_H - _AXIS_H
+    bar_room = plot_h - _LABEL_H
     bars = []
     for index, count in enumerate(counts):
-        height = plot_h * count / tallest
+        height = bar_room * count / tallest
         x = index * slot
         tip = f"{_bin_label(index)}: {_plural(count, 'scenario')}"
         bars.append(
             f'<rect class="bar" x="{x + 1:.1f}" y="{plot_h - height:.1f}" width="{slot - 2:.1f}" '
             f'height="{height:.1f}"><title>{_e(tip)}</title></rect>'
         )
+        if count:  # the count over its bar: readable without hovering
+            bars.append(
+                f'<text x="{x + slot / 2:.1f}" y="{plot_h - height - 4:.1f}" font-size="11" '
+                f'text-anchor="middle" fill="#1b1f24" aria-hidden="true">{count}</text>'
+            )
     ticks = "".join(
-        f'<text x="{min(max(i * slot * 4, 8), _CHART_W - 8):.1f}" y="{_CHART_H - 6}" font-size="12" '
-        f'text-anchor="middle" fill="#4a5563">{i * 0.2:.1f}</text>'
+        f'<text x="{i * slot * 4:.1f}" y="{_CHART_H - 6}" font-size="12" '
+        f'text-anchor="{"start" if i == 0 else "end" if i == 5 else "middle"}" fill="#4a5563">'
+        f"{i * 0.2:.1f}</text>"
         for i in range(6)
     )
     svg = (
-        f'<svg id="distribution" width="100%" viewBox="0 0 {_CHART_W} {_CHART_H}" role="img" '
+        f'<svg id="distribution" width="{_CHART_W}" height="{_CHART_H}" '
+        f'viewBox="0 0 {_CHART_W} {_CHART_H}" role="img" '
         f'aria-labelledby="distribution-title"><title id="distribution-title">{_e(title)}</title>'
         f"{''.join(bars)}"
         f'<line x1="0" y1="{plot_h}" x2="{_CHART_W}" y2="{plot_h}" stroke="#8a94a3"/>{ticks}</svg>'
@@ -366,7 +380,7 @@ def _distribution(histogram: ScoreHistogram, summary: BenchmarkRunSummary) -> st
     unscored = max((summary.started_scenarios or 0) - total, 0)
     note = (
         f'<p class="note">{_e(_plural(unscored, "started scenario"))} without a score (failed, timed out, '
-        "canceled or not scored yet) are not in the chart.</p>"
+        f"canceled or not scored yet) {'is' if unscored == 1 else 'are'} not in the chart.</p>"
         if unscored
         else ""
     )

@@ -316,3 +316,12 @@ def test_the_baseline_is_templated() -> None:
         "Runloop benchmark run",
         "Runloop results report",
     ]
+
+
+def test_a_change_that_rounds_to_nothing_is_shown_as_none() -> None:
+    runs = [scenario_run("r1", "scn_a", "completed", start=1, score=0.5, functions={"tests": 0.3})]
+    base_runs = [scenario_run("b1", "scn_a", "completed", start=1, score=0.5, functions={"tests": 0.3000001})]
+    baseline = judge(benchmark_run("completed", run_id="bmr_base"), tally_of(base_runs)).summary
+    page, _, _ = _report(runs, baseline=baseline)
+    assert '<td class="num ">±0.000</td>' in page
+    assert "num down" not in page
