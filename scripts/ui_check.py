@@ -3,7 +3,7 @@
 Starts the Runloop emulator and a real Airflow deployment (``tests/support/airflow_stack.py``: api-server,
 scheduler, dag-processor and triggerer, all on 127.0.0.1, in ``.ui-check/airflow-home``), then drives
 Debian's Chromium with Playwright (``executable_path``: Playwright's own browser download is never used)
-through three pages, writing a screenshot of each into ``.ui-check/``:
+through four pages, writing a screenshot of each into ``.ui-check/``:
 
 1. ``connection-form.png``: the *Add Connection* form for a ``runloop`` connection shows the labels and
    placeholders of ``get_provider_info.py``, marks the API key required and hides login, schema and
