@@ -7,6 +7,7 @@ runs; a failure in the middle of the export leaves no file at all.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,29 @@ def test_a_report_that_cannot_be_rendered_leaves_neither_file(
     assert _files(tmp_path) == ["results.html", "results.jsonl"]
     assert (tmp_path / "results.jsonl").read_text() == "yesterday's export\n"
     assert (tmp_path / "results.html").read_text() == "yesterday's report\n"
+
+
+def test_to_s3_both_objects_and_the_console_link(
+    two_runs: tuple[RunloopEmulator, str, str], s3_connection: Any, task_instance: TaskInstanceStub
+) -> None:
+    _, run_id, _ = two_runs
+    bucket = f"reports-{uuid.uuid4().hex[:12]}"
+    client = s3_connection.client()
+    client.create_bucket(Bucket=bucket)
+    operator = RunloopBenchmarkResultsOperator(
+        task_id="export",
+        benchmark_run_id=run_id,
+        destination=f"s3://{bucket}/runs/{run_id}.parquet",
+        storage_conn_id=s3_connection.conn_id,
+        format="parquet",
+        html_report=True,
+    )
+    result = operator.execute({"ti": task_instance})  # type: ignore[arg-type]
+    keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [f"runs/{run_id}.html", f"runs/{run_id}.parquet"]  # no staged object left
+    assert result["report"] == f"s3://{bucket}/runs/{run_id}.html"
+    assert task_instance.xcom[REPORT_LINK_KEY] == (
+        f"https://console.aws.amazon.com/s3/object/{bucket}?prefix=runs%2F{run_id}.html"
+    )
+    page = client.get_object(Bucket=bucket, Key=f"runs/{run_id}.html")["Body"].read().decode()
+    assert "slow-one" in page
