@@ -71,6 +71,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_provider_runloop.links.RunloopBenchmarkRunLink",
             "airflow_provider_runloop.links.RunloopBenchmarkJobLink",
+            "airflow_provider_runloop.links.RunloopResultsReportLink",
         ],
         "connection-types": [
             {

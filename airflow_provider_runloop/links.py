@@ -12,6 +12,7 @@ benchmark run; every run's own URL is in the job operator's XCom.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 from airflow.sdk import BaseOperatorLink
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
 __all__ = [
     "RunloopBenchmarkJobLink",
     "RunloopBenchmarkRunLink",
+    "RunloopResultsReportLink",
     "benchmark_run_url",
     "benchmark_url",
     "dashboard_origin",
+    "report_url",
 ]
 
 
@@ -53,6 +56,29 @@ def benchmark_url(api_base_url: str, benchmark_id: str, *, is_public: bool = Fal
     """The dashboard page of a benchmark definition (``public`` or ``custom``)."""
     origin = dashboard_origin(api_base_url)
     return f"{origin}/benchmarks/{'public' if is_public else 'custom'}/{benchmark_id}"
+
+
+def report_url(uri: str) -> str | None:
+    """Where a browser can open a results report written to ``uri``, or ``None`` when there is no such place.
+
+    - ``file:///…``: the file URL itself. It opens in a browser on the machine (or shared folder) that
+      holds the file; browsers do not follow a ``file://`` link from an ``http://`` page when clicked,
+      so copy it into the address bar (the link shows it in full).
+    - ``http://`` and ``https://``: the URL as it is.
+    - ``s3://bucket/key``: the object's page in the AWS console,
+      ``https://console.aws.amazon.com/s3/object/bucket?prefix=key``, which opens for anyone signed in
+      to the account with read access, and never expires (a presigned URL would, within a week at
+      most, while the link stays on the task). It does not apply to S3-compatible stores (MinIO, Ceph).
+    - anything else: ``None`` (no link is stored).
+    """
+    parts = urlsplit(uri)
+    if parts.scheme in ("file", "http", "https"):
+        return uri
+    if parts.scheme in ("s3", "s3a", "s3n") and parts.netloc:
+        bucket = parts.netloc.rpartition("@")[2]
+        key = parts.path.lstrip("/")
+        return f"https://console.aws.amazon.com/s3/object/{quote(bucket)}?prefix={quote(key, safe='')}"
+    return None
 
 
 class _XComLink(BaseOperatorLink):
@@ -83,3 +109,13 @@ class RunloopBenchmarkJobLink(_XComLink):
     """
 
     name = "Runloop benchmark job"
+
+
+class RunloopResultsReportLink(_XComLink):
+    """Link to the HTML report the results export wrote beside its data file (``html_report=True``).
+
+    Stored only once the report is in place; where it points depends on the store (:func:`report_url`):
+    the file URL for ``file://``, the AWS console's page of the object for ``s3://``.
+    """
+
+    name = "Runloop results report"

@@ -3,7 +3,7 @@
 Starts the Runloop emulator and a real Airflow deployment (``tests/support/airflow_stack.py``: api-server,
 scheduler, dag-processor and triggerer, all on 127.0.0.1, in ``.ui-check/airflow-home``), then drives
 Debian's Chromium with Playwright (``executable_path``: Playwright's own browser download is never used)
-through three pages, writing a screenshot of each into ``.ui-check/``:
+through four pages, writing a screenshot of each into ``.ui-check/``:
 
 1. ``connection-form.png``: the *Add Connection* form for a ``runloop`` connection shows the labels and
    placeholders of ``get_provider_info.py``, marks the API key required and hides login, schema and
@@ -17,6 +17,10 @@ through three pages, writing a screenshot of each into ``.ui-check/``:
 3. ``task-extra-link.png``: while ``example_runloop_wait_and_export``'s deferrable sensor waits in the
    triggerer on an emulated run that a held scenario keeps open, the task instance's *Details* tab shows
    the *Runloop benchmark run* extra link, pointing at the dashboard URL of that run.
+4. ``report.png``: the HTML report ``RunloopBenchmarkResultsOperator(html_report=True)`` writes beside
+   its data file, exported (in a subprocess with the deployment's environment) from a finished emulated
+   run with a named failure and a retried scenario, opened from ``file://``: it shows Runloop's run score
+   as the API gives it, the failure's name, and fetches nothing (no request but the file itself).
 
 Every check is reported (``ok`` / ``FAILED``); the exit status is 1 if any failed. The Chromium binary is
 ``$RUNLOOP_UI_CHECK_CHROMIUM`` or the first of ``chromium-headless-shell`` and ``chromium`` on ``PATH``
@@ -61,11 +65,35 @@ CONN_ID = "runloop_default"
 FORM_CONN_ID = "runloop_ui_check"
 LINK_NAME = "Runloop benchmark run"
 TRIGGER_CLASS = "airflow_provider_runloop.triggers.runloop.RunloopBenchmarkRunTrigger"
+# A short run that finishes on its own, with a named failure and a retried scenario, for the HTML report.
+REPORT_FAILURE_NAME = "parser-regression"
+REPORT_RUN = {
+    "seed": 5,
+    "scenario_count": 12,
+    "scoring_functions": ["tests_pass", {"name": "lint_clean", "weight": 0.25}],
+    "outcomes": {"completed": 1.0},
+    "scenarios": [{"name": REPORT_FAILURE_NAME, "outcome": "failed"}, {"attempts": ["failed", "completed"]}],
+}
+# Run in a subprocess with the deployment's environment (its AIRFLOW_HOME), as a worker would run it.
+EXPORT_PROGRAM = """
+import json, sys
+from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
+class TaskInstance:
+    dag_id, task_id, run_id, map_index = "ui_check", "report", "ui_check", -1
+    def xcom_push(self, key, value):
+        pass
+operator = RunloopBenchmarkResultsOperator(
+    task_id="report", benchmark_run_id=sys.argv[1], destination=sys.argv[2], html_report=True,
+    failure_settle_seconds=0,
+)
+print(json.dumps(operator.execute({"ti": TaskInstance()})))
+"""
 # Emulated seconds per real second, as in the end-to-end suite.
 EMULATOR_SPEED = 20.0
 QUICK = {"start_interval": 0.5, "duration": [2, 6], "scoring": 1, "complete": 0.5}
 # One scenario stays `scored` (the run never completes), so the sensor stays deferred for the whole check.
 HELD_OPEN = {"seed": 4, "scenario_count": 3, "timing": QUICK, "scenarios": [{"outcome": "stays_scored"}]}
+REPORT_RUN["timing"] = QUICK
 VIEWPORT: ViewportSize = {"width": 1400, "height": 1000}
 # Playwright's waits (ms): the API server shares two cores with three other Airflow components.
 UI_TIMEOUT_MS = 60_000
@@ -363,6 +391,65 @@ def check_extra_link(
         )
 
 
+def check_report(
+    report: Report, browser: Browser, stack: AirflowStack, emulator: RunloopEmulator, benchmark_run_id: str
+) -> None:
+    def finished() -> dict[str, Any] | None:
+        run: dict[str, Any] = httpx.get(
+            f"{emulator.base_url}/v1/benchmark_runs/{benchmark_run_id}",
+            headers=emulator.auth_headers,
+            timeout=30,
+        ).json()
+        return run if run["state"] == "completed" else None
+
+    run = poll_until("the report's run to complete", finished, attempts=STATE_ATTEMPTS)
+    data = OUT / "report" / f"{benchmark_run_id}.jsonl"
+    env = {**stack.env, "AIRFLOW_CONN_RUNLOOP_DEFAULT": emulator.airflow_conn_json}
+    export = subprocess.run(
+        [sys.executable, "-c", EXPORT_PROGRAM, benchmark_run_id, data.as_uri()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    html_file = data.with_suffix(".html")
+    report.check(
+        "the export with html_report=True writes the data file and the report beside it",
+        export.returncode == 0 and data.is_file() and html_file.is_file(),
+        (export.returncode, export.stderr[-800:]),
+    )
+    summary = json.loads(export.stdout.strip().splitlines()[-1])["summary"]
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(html_file.as_uri())
+    headline = page.locator("#runloop-score")
+    expected = f"{run['score']:.3f}"
+    seen = headline.inner_text()
+    report.check(
+        f"the headline reads 'Runloop run score' {expected}, the API's score of the run",
+        _shows(headline)
+        and "Runloop run score" in seen
+        and headline.locator(".value").inner_text() == expected,
+        seen,
+    )
+    failure = (
+        page.get_by_role("table")
+        .filter(has_text=REPORT_FAILURE_NAME)
+        .get_by_role("cell", name=REPORT_FAILURE_NAME, exact=True)
+    )
+    report.check(
+        f"the failed scenario run {REPORT_FAILURE_NAME!r} is named in the failures table", _shows(failure)
+    )
+    counts = page.get_by_text("1 retried attempt", exact=False).first
+    report.check("the retried attempt is shown as such", _shows(counts), summary.get("retried_scenario_runs"))
+    report.check("the report fetches nothing but itself", requested == [html_file.as_uri()], requested[:5])
+    page.screenshot(path=OUT / "report.png", full_page=True)
+    page.close()
+
+
 # --- main ---------------------------------------------------------------------------------------------
 
 
@@ -383,6 +470,7 @@ def run_checks(chromium: str) -> Report:
         with _rest(stack) as api:
             _create_connection(api, emulator)
             benchmark_run_id = emulator.start_scripted_run(script=HELD_OPEN)
+            report_run_id = emulator.start_scripted_run(script=REPORT_RUN)
             run_id = _trigger_wait(api, benchmark_run_id)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium)
@@ -396,6 +484,7 @@ def run_checks(chromium: str) -> Report:
                     "deferred sensor's extra link",
                     lambda: check_extra_link(report, page, stack, emulator, run_id, benchmark_run_id),
                 ),
+                ("HTML report", lambda: check_report(report, browser, stack, emulator, report_run_id)),
             ]
             for name, step in steps:
                 with report.step(name):

@@ -28,10 +28,17 @@ from airflow_provider_runloop.arguments import (
 from airflow_provider_runloop.client import MAX_PAGE_SIZE, validate_id
 from airflow_provider_runloop.exceptions import RunloopBenchmarkRunFailedError, RunloopResultsNotReadyError
 from airflow_provider_runloop.hooks.runloop import RunloopHook
-from airflow_provider_runloop.links import RunloopBenchmarkRunLink, benchmark_run_url
+from airflow_provider_runloop.links import (
+    RunloopBenchmarkRunLink,
+    RunloopResultsReportLink,
+    benchmark_run_url,
+    report_url,
+)
+from airflow_provider_runloop.models import BenchmarkRunView
 from airflow_provider_runloop.progress import (
     DEFAULT_FAILURE_SETTLE_SECONDS,
     ActiveRuns,
+    BenchmarkRunSummary,
     BenchmarkRunVerdict,
     ScenarioRunTally,
     judge,
@@ -41,6 +48,7 @@ from airflow_provider_runloop.progress import (
     settle_failure,
     state_name,
 )
+from airflow_provider_runloop.report import ScoreHistogram, render, report_path_for
 from airflow_provider_runloop.results import (
     RecordList,
     RecordSchema,
@@ -128,10 +136,21 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         above it the task fails and asks for a destination. XCom lives in the metadata database.
     :param page_size: scenario runs per listing request (1 to 5000; default ``EXPORT_PAGE_SIZE``, 1000:
         the export holds one page of runs at a time).
+    :param html_report: also write a self-contained HTML report beside the data file, named like it
+        with ``.html`` for its extension (``bmr_1.jsonl`` → ``bmr_1.html``), staged and moved into place
+        with the data file (after it, never without it), and shown as the *Runloop results report* link.
+        Needs a ``destination``. See ``docs/results.md``.
+    :param baseline_benchmark_run_id: another benchmark run (templated) to compare the report's score
+        per scoring function with; its summary comes from one listing of it. Needs ``html_report``.
     """
 
-    template_fields: Sequence[str] = ("benchmark_run_id", "destination", "runloop_conn_id")
-    operator_extra_links = (RunloopBenchmarkRunLink(),)
+    template_fields: Sequence[str] = (
+        "benchmark_run_id",
+        "destination",
+        "runloop_conn_id",
+        "baseline_benchmark_run_id",
+    )
+    operator_extra_links = (RunloopBenchmarkRunLink(), RunloopResultsReportLink())
     ui_color = "#e8f4ff"
 
     def __init__(
@@ -151,6 +170,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         failure_settle_seconds: float = DEFAULT_FAILURE_SETTLE_SECONDS,
         max_xcom_records_bytes: int = DEFAULT_MAX_XCOM_RECORDS_BYTES,
         page_size: int | None = None,
+        html_report: bool = False,
+        baseline_benchmark_run_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -172,6 +193,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         )
         self.max_xcom_records_bytes = check_count("max_xcom_records_bytes", max_xcom_records_bytes, minimum=0)
         self.page_size = page_size
+        self.html_report = check_flag("html_report", html_report)
+        self.baseline_benchmark_run_id = baseline_benchmark_run_id
         self._validate_arguments()
         # Known now, so downstream DAGs can be scheduled on it; a templated one is only known at run time.
         if (uri := static_destination_uri(destination)) is not None:
@@ -188,6 +211,19 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
                 f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {self.page_size!r}"
             )
         check_destination_argument(self.destination, self.storage_conn_id)
+        if self.html_report and self.destination is None:
+            raise ValueError(
+                "html_report=True needs a destination: the report is written beside the data file "
+                "(an export to XCom only has no file to put it beside)"
+            )
+        if self.html_report and (uri := static_destination_uri(self.destination)) is not None:
+            report_path_for(uri)  # refuses a data file named .html
+        if self.baseline_benchmark_run_id is not None:
+            if not self.html_report:
+                raise ValueError(
+                    "baseline_benchmark_run_id is used only by the HTML report: set html_report=True"
+                )
+            check_when_known("baseline_benchmark_run_id", self.baseline_benchmark_run_id, validate_id)
 
     @cached_property
     def hook(self) -> RunloopHook:
@@ -207,8 +243,9 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             except ImportError as exc:
                 raise AirflowOptionalProviderFeatureException(str(exc)) from None
         staged = StagedFile.create(target, staging_token(context.get("ti"))) if target is not None else None
+        report = self._stage_report(staged, context) if staged is not None and self.html_report else None
         try:
-            result, verdict = self._export(context, benchmark_run_id, staged)
+            result, verdict = self._export(context, benchmark_run_id, staged, report)
         except RecordsTooLargeError as exc:
             # No retry fixes it: the same records are as large next time.
             raise AirflowFailException(
@@ -220,6 +257,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         except BaseException:
             if staged is not None:
                 staged.discard()
+            if report is not None:
+                report.discard()
             raise
         finally:
             self.hook.close()
@@ -229,7 +268,11 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         return result
 
     def _export(
-        self, context: Context, benchmark_run_id: str, staged: StagedFile | None
+        self,
+        context: Context,
+        benchmark_run_id: str,
+        staged: StagedFile | None,
+        report: StagedFile | None = None,
     ) -> tuple[dict[str, Any], BenchmarkRunVerdict]:
         hook = self.hook
         # Fetched before the listing, as judge() requires: a `completed` read now cannot hide a scenario
@@ -238,6 +281,7 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         RunloopBenchmarkRunLink.persist(
             context, benchmark_run_url(hook.get_conn().base_url, run.id, run.benchmark_id)
         )
+        baseline = self._baseline_summary() if report is not None else None
         schema = RecordSchema(
             include_scorer_output=self.include_scorer_output, include_environment=self.include_environment
         )
@@ -288,10 +332,18 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
                     )
                     raise RunloopResultsNotReadyError(_not_ready_message(verdict, active))
                 self.log.warning("Exporting a partial result (allow_partial=True): %s", verdict.message)
+            if report is not None:
+                self._write_report(
+                    report, run, verdict.summary, tally, baseline, staged.uri if staged else None
+                )
             if staged is not None:
                 assert isinstance(sink, ResultsWriter)
                 sink.finish()
                 staged.commit()  # only now does anything reach the destination
+            if report is not None:
+                report.commit()  # after the data file: never a report without its data
+                if (url := report_url(report.uri)) is not None:
+                    RunloopResultsReportLink.persist(context, url)
         except BaseException:
             if isinstance(sink, ResultsWriter):
                 sink.abort()
@@ -300,6 +352,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         result: dict[str, Any] = {"summary": verdict.summary.to_dict(), "record_count": tally.total_runs}
         if staged is not None:
             result.update(destination=staged.uri, storage_conn_id=staged.conn_id, format=self.format.value)
+            if report is not None:
+                result["report"] = report.uri
             self.log.info(
                 "Wrote %d records to %s (%s)", tally.total_runs, staged.uri, _what_was_exported(verdict)
             )
@@ -308,6 +362,59 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             result["records"] = sink.records
             self.log.info("Returning %d records in XCom (%s)", tally.total_runs, _what_was_exported(verdict))
         return result, verdict
+
+    # -- the HTML report (html_report=True) -----------------------------------------------------------
+
+    def _stage_report(self, staged: StagedFile, context: Context) -> StagedFile:
+        """Stage the report beside the data file (checked writable now, like the data file)."""
+        try:
+            target = staged.target.with_name(report_path_for(staged.target.name))
+            return StagedFile.create(target, staging_token(context.get("ti")))
+        except BaseException:
+            staged.discard()
+            raise
+
+    def _baseline_summary(self) -> BenchmarkRunSummary | None:
+        if self.baseline_benchmark_run_id is None:
+            return None
+        baseline_id = validate_id("baseline_benchmark_run_id", self.baseline_benchmark_run_id)
+        verdict = self.hook.check_benchmark_run(
+            baseline_id,
+            accept_scored=self.accept_scored,
+            fail_on_scenario_failure=False,
+            failure_settle_seconds=0,
+        )
+        self.log.info("Baseline %s for the report: %s", baseline_id, score_line(verdict.summary))
+        return verdict.summary
+
+    def _write_report(
+        self,
+        report: StagedFile,
+        run: BenchmarkRunView,
+        summary: BenchmarkRunSummary,
+        tally: ScenarioRunTally,
+        baseline: BenchmarkRunSummary | None,
+        data_file: str | None,
+    ) -> None:
+        histogram = ScoreHistogram()
+        histogram.extend(tally.scores())  # each scenario's latest run, by the tally's rule
+        base_url = self.hook.get_conn().base_url
+        page = render(
+            run,
+            summary,
+            histogram,
+            dashboard_url=benchmark_run_url(base_url, run.id, run.benchmark_id),
+            baseline=baseline,
+            baseline_dashboard_url=(
+                None
+                if baseline is None
+                else benchmark_run_url(base_url, baseline.benchmark_run_id, baseline.benchmark_id)
+            ),
+            data_file=data_file,
+        )
+        file = report.open()
+        file.write(page.encode("utf-8"))
+        file.close()
 
     def _wait_for_failure_to_settle(
         self, verdict: BenchmarkRunVerdict, expected_ids: list[str] | None, *, listed: int

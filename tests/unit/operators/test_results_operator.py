@@ -143,8 +143,16 @@ def _files(directory: Path) -> list[str]:
 
 def test_templated_fields_link_and_no_hook_at_construction() -> None:
     operator = _operator(runloop_conn_id="does_not_exist")
-    assert set(operator.template_fields) == {"benchmark_run_id", "destination", "runloop_conn_id"}
-    assert [link.name for link in operator.operator_extra_links] == ["Runloop benchmark run"]
+    assert set(operator.template_fields) == {
+        "benchmark_run_id",
+        "destination",
+        "runloop_conn_id",
+        "baseline_benchmark_run_id",
+    }
+    assert [link.name for link in operator.operator_extra_links] == [
+        "Runloop benchmark run",
+        "Runloop results report",
+    ]
     assert "hook" not in operator.__dict__  # no connection lookup, no network, at parse time
 
 
