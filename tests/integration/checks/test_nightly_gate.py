@@ -1,4 +1,4 @@
-"""The nightly gate example under ``dag.test()``, night after night, against the emulator (real time, sped up).
+"""The nightly gate example under ``dag.test()``, night after night, against the emulator (sped up).
 
 Night 1 has no baseline and passes on its threshold; night 2 runs a worse agent (a regression planted in
 the benchmark's script) and fails the gate, naming the metric and the scenario that passed the night
