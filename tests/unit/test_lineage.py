@@ -209,3 +209,21 @@ def test_the_provider_imports_no_openlineage_until_asked() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_check_assertions_attach_to_the_checked_dataset() -> None:
+    base_url, run_id = "https://api.runloop.ai", "bmr_1"
+    rows = [
+        {"metric": "mean_score", "verdict": "pass"},
+        {"metric": "failed_scenario_count", "verdict": "fail"},
+    ]
+    # --8<-- [start:lineage_assertions]
+    dataset = benchmark_run_dataset(base_url, run_id)
+    dataset.inputFacets = {"dataQualityAssertions": assertion_facets(rows)}
+    # --8<-- [end:lineage_assertions]
+    document = json.loads(Serde.to_json(dataset))
+    assertions = document["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert [(item["assertion"], item["success"]) for item in assertions] == [
+        ("mean_score", True),
+        ("failed_scenario_count", False),
+    ]
