@@ -227,3 +227,13 @@ def test_check_assertions_attach_to_the_checked_dataset() -> None:
         ("mean_score", True),
         ("failed_scenario_count", False),
     ]
+
+
+def test_the_operator_reports_no_dataset_before_it_exported() -> None:
+    from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
+
+    operator = RunloopBenchmarkResultsOperator(
+        task_id="export", benchmark_run_id="bmr_1", destination="file:///tmp/r.jsonl"
+    )
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    assert (lineage.inputs, lineage.outputs) == ([], [])
