@@ -4,8 +4,9 @@ The producer waits for a benchmark run (the param ``benchmark_run_id``) and expo
 fixed file, ``{RUNLOOP_RESULTS_URL}/latest.jsonl``. Because that destination is known when the file is
 parsed (it is not templated), ``RunloopBenchmarkResultsOperator`` declares it as an ``Asset`` outlet, and
 each successful export is an asset event. The consumer is scheduled on that asset: it runs after every
-export, reads the file and reports the run it came from. The end-to-end tests run both on a real
-scheduler.
+export and reports it from the event's ``extra`` (the benchmark run, the record count, the format,
+Runloop's score and the failed scenarios), without opening the file. The end-to-end tests run both on a
+real scheduler.
 
 Environment, read when the file is parsed: ``RUNLOOP_RESULTS_URL`` (a ``file://`` or ``s3://`` folder
 URL, default ``file:///tmp/runloop-results``; ``s3://aws_conn@bucket/prefix`` names the AWS connection)
@@ -15,14 +16,12 @@ same disk.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections import Counter
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
+from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_runloop.operators.runloop import RunloopBenchmarkResultsOperator
 from airflow_provider_runloop.sensors.runloop import RunloopBenchmarkRunSensor
@@ -59,6 +58,9 @@ with DAG(
 # --8<-- [end:howto_runloop_results_asset_producer]
 
 # --8<-- [start:howto_runloop_results_asset_consumer]
+# What each export's asset event carries in its extra (see docs/results.md).
+EVENT_KEYS = ("benchmark_run_id", "record_count", "format", "runloop_score", "failed_scenario_count")
+
 with DAG(
     dag_id="example_runloop_results_asset_consumer",
     schedule=[LATEST_RESULTS_ASSET],  # runs after each successful export
@@ -69,18 +71,17 @@ with DAG(
 
     @task
     def summarize_latest(triggering_asset_events: Any = None) -> dict[str, Any]:
-        """Count the latest results by state, and say which DAG run exported them."""
-        for event in triggering_asset_events[LATEST_RESULTS_ASSET]:
-            print(f"new results from {event.source_dag_id} / {event.source_run_id}")
-        states: Counter[str] = Counter()
-        benchmark_run_ids = set()
-        with ObjectStoragePath(LATEST_RESULTS).open("rb") as file:
-            for line in file:
-                record = json.loads(line)
-                states[record["state"]] += 1
-                benchmark_run_ids.add(record["benchmark_run_id"])
-        print(f"{sum(states.values())} scenario runs of {sorted(benchmark_run_ids)}: {dict(states)}")
-        return {"benchmark_run_ids": sorted(benchmark_run_ids), "states": dict(states)}
+        """Report the latest export from its asset event's extra: no need to open the file."""
+        events = triggering_asset_events[LATEST_RESULTS_ASSET]  # one or more exports since the last run
+        for event in events:
+            extra = event.extra  # set by the export: strict JSON
+            print(
+                f"new results from {event.source_dag_id} / {event.source_run_id}: "
+                f"{extra['record_count']} records of {extra['benchmark_run_id']} as {extra['format']}, "
+                f"Runloop score {extra['runloop_score']}, {extra['failed_scenario_count']} failed scenarios"
+            )
+        latest = max(events, key=lambda event: event.timestamp).extra
+        return {key: latest[key] for key in EVENT_KEYS}
 
     summarize_latest()
 # --8<-- [end:howto_runloop_results_asset_consumer]

@@ -72,7 +72,7 @@ CONNECTION_TYPE = "runloop"
 HOOK_CLASS = f"{PACKAGE}.hooks.runloop.RunloopHook"
 README_MARKER = "<!-- install-from-wheel -->"
 REQUIRED_URLS = ("Homepage", "Documentation", "Repository", "Issues", "Changelog")
-REQUIRED_EXTRAS = ("s3", "parquet")
+REQUIRED_EXTRAS = ("s3", "parquet", "openlineage")
 ENTRY_POINT = f"provider_info = {PACKAGE}.get_provider_info:get_provider_info"
 # The package data a user's DAG tests need at run time: the emulator reads its spec from the wheel.
 REQUIRED_PACKAGE_DATA = (

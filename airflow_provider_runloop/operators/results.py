@@ -10,7 +10,7 @@ dashboard link).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final
 
@@ -67,6 +67,7 @@ from airflow_provider_runloop.storage import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 __all__ = [
@@ -245,6 +246,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
         staged = StagedFile.create(target, staging_token(context.get("ti"))) if target is not None else None
         report = self._stage_report(staged, context) if staged is not None and self.html_report else None
         try:
+            # The API's base URL, kept for get_openlineage_facets_on_complete (the client _export uses).
+            self._lineage_base_url = self.hook.get_conn().base_url
             result, verdict = self._export(context, benchmark_run_id, staged, report)
         except RecordsTooLargeError as exc:
             # No retry fixes it: the same records are as large next time.
@@ -262,6 +265,8 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
             raise
         finally:
             self.hook.close()
+        self._lineage_export = (benchmark_run_id, result.get("destination"), result["record_count"])
+        self._set_outlet_event_extra(context, result)
         if self.fail_on_scenario_failure and verdict.failed:
             where = f" The results are at {result['destination']}." if staged is not None else ""
             raise RunloopBenchmarkRunFailedError(verdict.message + where)
@@ -446,6 +451,46 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
                 "(RunloopBenchmarkRunSensor) or retry later."
             )
         return verdict
+
+    def _set_outlet_event_extra(self, context: Context, result: Mapping[str, Any]) -> None:
+        """Describe the export in its asset event's ``extra``, so a consumer need not open the file."""
+        uri = static_destination_uri(self.destination)
+        if uri is None:
+            return  # no asset declared (no destination, or a templated one)
+        summary = result["summary"]
+        context["outlet_events"][Asset(uri=uri)].extra = {
+            "benchmark_run_id": summary["benchmark_run_id"],
+            "record_count": result["record_count"],
+            "format": self.format.value,
+            "runloop_score": summary["benchmark_score"],
+            "failed_scenario_count": summary["failed_scenario_count"],
+        }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """What the export read and wrote, for Airflow's OpenLineage provider (``docs/lineage.md``).
+
+        The benchmark run as the input; the exported file, with its schema and row count, as the
+        output (none when the records went to XCom). Needs the ``openlineage`` extra.
+        """
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_runloop.lineage import results_lineage
+
+        base_url: str | None = getattr(self, "_lineage_base_url", None)
+        export: tuple[str, str | None, int] | None = getattr(self, "_lineage_export", None)
+        if base_url is None or export is None:
+            return OperatorLineage()  # the export did not get that far
+        benchmark_run_id, destination, record_count = export
+        return results_lineage(
+            base_url=base_url,
+            benchmark_run_id=benchmark_run_id,
+            destination=destination,
+            schema=RecordSchema(
+                include_scorer_output=self.include_scorer_output, include_environment=self.include_environment
+            ),
+            format=self.format,
+            record_count=record_count,
+        )
 
 
 def _not_ready_message(verdict: BenchmarkRunVerdict, active: ActiveRuns) -> str:

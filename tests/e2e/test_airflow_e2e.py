@@ -311,9 +311,28 @@ def test_new_results_trigger_the_asset_scheduled_dag(
         f"/dags/{consumer}/dagRuns/{consumer_run['dag_run_id']}/taskInstances/summarize_latest/xcomEntries/return_value"
     )
     assert xcom.status_code == 200, xcom.text
-    assert xcom.json()["value"] == {"benchmark_run_ids": [benchmark_run_id], "states": {"completed": 5}}
+    # The consumer read the export from the asset event's extra alone: Runloop's score as its API says.
+    with httpx.Client(base_url=emulator.base_url, headers=emulator.auth_headers) as runloop:
+        response = runloop.get(f"/v1/benchmark_runs/{benchmark_run_id}")
+        response.raise_for_status()
+        runloop_score = response.json()["score"]
+    assert isinstance(runloop_score, float)
+    expected = {
+        "benchmark_run_id": benchmark_run_id,
+        "record_count": 5,
+        "format": "jsonl",
+        "runloop_score": runloop_score,
+        "failed_scenario_count": 0,
+    }
+    assert xcom.json()["value"] == expected
+    # The event itself, as the REST API stores it: strict JSON with the same values.
+    events = api.get("/assets/events", params={"source_dag_id": producer, "source_run_id": run_id})
+    assert events.status_code == 200, events.text
+    (event,) = events.json()["asset_events"]
+    assert event["extra"] == expected
+    assert event["uri"] == f"file://{results_dir}/latest.jsonl"
     log = _task_log(api, consumer_run["dag_run_id"], "summarize_latest", dag_id=consumer)
-    assert f"new results from {producer} / {run_id}" in log
+    assert f"new results from {producer} / {run_id}: 5 records of {benchmark_run_id} as jsonl" in log
 
 
 def test_a_server_echoing_the_key_leaves_it_in_no_log_event_or_database(

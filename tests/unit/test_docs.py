@@ -35,6 +35,7 @@ PUBLIC_MODULES = {
     "airflow_provider_runloop.operators.runloop": "reference/operators.md",
     "airflow_provider_runloop.links": "reference/links.md",
     "airflow_provider_runloop.report": "reference/report.md",
+    "airflow_provider_runloop.lineage": "reference/lineage.md",
     "airflow_provider_runloop.client": "reference/client.md",
     "airflow_provider_runloop.pool": "reference/pool.md",
     "airflow_provider_runloop.exceptions": "reference/exceptions.md",

@@ -41,8 +41,10 @@ def _metadata(
         "Requires-Dist: apache-airflow<4,>=3.3.2",
         "Requires-Dist: apache-airflow-providers-amazon[s3fs]>=9.0; extra == 's3'",
         "Requires-Dist: pyarrow>=14; extra == 'parquet'",
+        "Requires-Dist: apache-airflow-providers-openlineage>=2.20.2; extra == 'openlineage'",
         "Provides-Extra: parquet",
         "Provides-Extra: s3",
+        "Provides-Extra: openlineage",
         "Description-Content-Type: text/markdown",
         *(f"Project-URL: {label}, {url}" for label, url in urls.items()),
     ]
@@ -138,6 +140,11 @@ def test_complete_metadata_passes() -> None:
             id="url-differs",
         ),
         pytest.param(_metadata().replace("Provides-Extra: s3\n", ""), "no extra 's3'", id="no-s3-extra"),
+        pytest.param(
+            _metadata().replace("Provides-Extra: openlineage\n", ""),
+            "no extra 'openlineage'",
+            id="no-openlineage-extra",
+        ),
         pytest.param(
             _metadata().replace("Requires-Dist: apache-airflow<4,>=3.3.2\n", ""),
             "apache-airflow",
