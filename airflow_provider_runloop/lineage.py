@@ -234,8 +234,10 @@ def assertion_facets(
 ) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
     """The ``dataQualityAssertions`` facet of a run's checks.
 
-    Each row is one check, ``{"metric": str, "verdict": "pass" | "fail", ...}`` (other keys are
-    ignored): it becomes an assertion named by its metric, a success when its verdict is ``"pass"``.
+    Each row is one check, ``{"metric": str, "verdict": "pass" | "fail" | "skip", ...}`` (other keys
+    are ignored): it becomes an assertion named by its metric, a success when its verdict is ``"pass"``.
+    A ``"skip"`` row (a rule that could not be applied, such as a comparison without a baseline) asserted
+    nothing and is left out.
     Attach it to the checked dataset's ``inputFacets`` (it is an input dataset facet), for example the
     benchmark run's (:func:`benchmark_run_dataset`).
 
@@ -248,8 +250,12 @@ def assertion_facets(
         metric, verdict = row.get("metric"), row.get("verdict")
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"A check row needs a 'metric' string, got {row!r}")
-        if verdict not in ("pass", "fail"):
-            raise ValueError(f"A check row's verdict must be 'pass' or 'fail', got {verdict!r} ({metric})")
+        if verdict not in ("pass", "fail", "skip"):
+            raise ValueError(
+                f"A check row's verdict must be 'pass', 'fail' or 'skip', got {verdict!r} ({metric})"
+            )
+        if verdict == "skip":
+            continue
         assertions.append(
             data_quality_assertions_dataset.Assertion(assertion=metric, success=verdict == "pass")
         )

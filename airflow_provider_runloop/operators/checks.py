@@ -56,6 +56,7 @@ from airflow_provider_runloop.waiting import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 __all__ = ["BASELINE_SOURCES", "RunloopBenchmarkRunCheckOperator"]
@@ -213,6 +214,7 @@ class RunloopBenchmarkRunCheckOperator(BaseOperator):
         self.timeout = check_seconds("timeout", timeout)
         self.deferrable = check_flag("deferrable", deferrable)
         self.outcome: dict[str, Any] | None = None
+        self._lineage_base_url: str | None = None  # for get_openlineage_facets_on_complete
         """The outcome of the last check (the XCom value), also when it failed; ``None`` before."""
         self._link_stored = False
         self._progress = ProgressLog()
@@ -396,6 +398,7 @@ class RunloopBenchmarkRunCheckOperator(BaseOperator):
 
     def _report(self, outcome: GateOutcome) -> dict[str, Any]:
         self.outcome = outcome.to_dict()
+        self._lineage_base_url = self.hook.get_conn().base_url
         if not outcome.passed:
             raise _CheckFailed(outcome.message())
         if outcome.baseline_note is not None:
@@ -483,6 +486,37 @@ class RunloopBenchmarkRunCheckOperator(BaseOperator):
         if metrics.benchmark_run_id == run_id:
             return None, f"No baseline: the earlier XCom of task {self.task_id!r} is of this same run."
         return _Baseline("previous_xcom", metrics.benchmark_run_id, metrics=metrics), None
+
+    # -- OpenLineage (the openlineage extra) ------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The checked benchmark run as the input, its rules as ``dataQualityAssertions`` (one assertion
+        per row of the outcome, a success when it passed), and the baseline run, if any, as a second
+        input (``docs/lineage.md``). Needs the ``openlineage`` extra."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import InputDataset
+
+        from airflow_provider_runloop import lineage
+
+        outcome, base_url = self.outcome, self._lineage_base_url
+        if outcome is None or base_url is None:
+            return OperatorLineage()
+        checked = lineage.benchmark_run_dataset(base_url, outcome["benchmark_run_id"])
+        inputs = [
+            InputDataset(
+                namespace=checked.namespace,
+                name=checked.name,
+                facets=checked.facets,
+                inputFacets={"dataQualityAssertions": lineage.assertion_facets(outcome["rows"])},
+            )
+        ]
+        if outcome["baseline_benchmark_run_id"]:
+            inputs.append(lineage.benchmark_run_dataset(base_url, outcome["baseline_benchmark_run_id"]))
+        return OperatorLineage(inputs=inputs)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """As on completion: a failed check's assertions say which rules broke."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 def _check_metadata_keys(keys: object) -> list[str] | None:

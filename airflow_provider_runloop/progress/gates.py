@@ -499,8 +499,7 @@ class GateOutcome:
             count = self.regressed_scenario_count
             parts.append(
                 f"{count} scenario{' passed' if count == 1 else 's passed'} in the baseline and "
-                f"fail{'s' if count == 1 else ''} now: {named}"
-                + (f" and {hidden} more" if hidden else "")
+                f"fail{'s' if count == 1 else ''} now: {named}" + (f" and {hidden} more" if hidden else "")
             )
         return "\n".join(parts)
 

@@ -165,6 +165,7 @@ def test_assertion_facets() -> None:
         [
             {"metric": "mean_score", "verdict": "pass", "threshold": 0.5, "value": 0.8},
             {"metric": "failed_scenario_count", "verdict": "fail"},
+            {"metric": "baseline", "verdict": "skip"},  # nothing was asserted: left out
         ]
     )
     assert [(item.assertion, item.success) for item in facet.assertions] == [
