@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -333,6 +334,81 @@ def test_new_results_trigger_the_asset_scheduled_dag(
     assert event["uri"] == f"file://{results_dir}/latest.jsonl"
     log = _task_log(api, consumer_run["dag_run_id"], "summarize_latest", dag_id=consumer)
     assert f"new results from {producer} / {run_id}: 5 records of {benchmark_run_id} as jsonl" in log
+
+
+NIGHTLY = "example_runloop_nightly_gate"
+NIGHTLY_SCRIPT = {
+    "seed": 3,
+    "scenario_count": 4,
+    "timing": QUICK,
+    "scores": [0.8, 1.0],
+    "scenarios": [{"name": "fix-the-parser"}],
+    # The planted regression: agent-v2 scores lower and fails the first scenario.
+    "agents": {
+        "agent-v2": {"scores": [0.3, 0.5], "scenarios": [{"name": "fix-the-parser", "outcome": "failed"}]}
+    },
+}
+
+
+def _set_variable(api: httpx.Client, key: str, value: str) -> None:
+    response = api.patch(f"/variables/{key}", json={"key": key, "value": value})
+    if response.status_code == 404:
+        response = api.post("/variables", json={"key": key, "value": value})
+    assert response.status_code in (200, 201), response.text
+
+
+def test_the_nightly_gate_fails_on_a_planted_regression_and_passes_without_it(
+    api: httpx.Client, runloop_connection: dict[str, Any], emulator: RunloopEmulator
+) -> None:
+    benchmark = emulator.seed_benchmark(NIGHTLY_SCRIPT)
+    _set_variable(api, "runloop_nightly_benchmark_id", benchmark.benchmark_id)
+    _set_variable(api, "runloop_nightly_agent", "agent-v1")
+    # Night 1 is the scheduler's own: unpausing the @daily DAG makes it run the last night (no catchup).
+    _dag_ready(api, NIGHTLY)
+    first = poll_until(
+        "the scheduled night",
+        lambda: next(iter(api.get(f"/dags/{NIGHTLY}/dagRuns").json()["dag_runs"]), None),
+        attempts=RUN_ATTEMPTS,
+    )
+    assert first["run_type"] == "scheduled"
+    assert _wait_for_run(api, first["dag_run_id"], NIGHTLY) == "success"
+
+    def gate_xcom(run_id: str) -> Any:
+        response = api.get(f"/dags/{NIGHTLY}/dagRuns/{run_id}/taskInstances/gate/xcomEntries/return_value")
+        assert response.status_code == 200, response.text
+        return response.json()["value"]
+
+    baseline = gate_xcom(first["dag_run_id"])
+    assert (baseline["passed"], baseline["baseline_benchmark_run_id"]) == (True, None)
+
+    def night(agent: str, hours_later: int) -> str:
+        # Later than night 1 and in the past: the previous XCom is chosen by logical date.
+        logical_date = datetime.fromisoformat(first["logical_date"]) + timedelta(hours=hours_later)
+        _set_variable(api, "runloop_nightly_agent", agent)
+        response = api.post(
+            f"/dags/{NIGHTLY}/dagRuns", json={"logical_date": logical_date.isoformat(), "conf": {}}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["dag_run_id"])
+
+    # Night 2, the worse agent: the gate fails, naming the metrics and the scenario that regressed.
+    second = night("agent-v2", 6)
+    assert _wait_for_run(api, second, NIGHTLY) == "failed"
+    assert _task_states(api, second, NIGHTLY) == {
+        "run_benchmark": "success",
+        "export_results": "success",
+        "gate": "failed",
+    }
+    log = _task_log(api, second, "gate", dag_id=NIGHTLY)
+    assert f"against baseline {baseline['benchmark_run_id']} (previous_xcom): runloop_score" in log
+    assert "(fix-the-parser)" in log
+
+    # Night 3, the first agent again: compared with night 1, the last night whose gate passed.
+    third = night("agent-v1", 12)
+    assert _wait_for_run(api, third, NIGHTLY) == "success"
+    outcome = gate_xcom(third)
+    assert outcome["baseline_benchmark_run_id"] == baseline["benchmark_run_id"]
+    assert {row["verdict"] for row in outcome["rows"]} == {"pass"}
 
 
 def test_a_server_echoing_the_key_leaves_it_in_no_log_event_or_database(
