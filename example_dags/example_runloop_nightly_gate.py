@@ -5,7 +5,7 @@
    ``my-agent``), and waits for it in the triggerer (``deferrable=True``): no worker slot is held while
    Runloop runs the scenarios.
 2. ``export_results`` writes the job's benchmark run to ``{RUNLOOP_RESULTS_URL}/nightly/<run id>.jsonl``
-   for the data workflows downstream.
+   for the data workflows downstream, and an HTML report beside it (``<run id>.html``).
 3. ``gate`` checks the run: Runloop's run score at least ``MIN_SCORE``, and no worse than last night's
    (the value this task pushed in its last successful DAG run) by more than the tolerance per metric; a
    scenario that passed last night and fails now fails the gate too, by name. The first night has no
@@ -62,6 +62,7 @@ with DAG(
         benchmark_run_id=benchmark_run_id,
         destination=RESULTS_URL + "/nightly/" + benchmark_run_id + ".jsonl",
         fail_on_scenario_failure=False,  # failed scenarios are results; the gate judges them
+        html_report=True,  # <run id>.html beside the data: the extra link opens it
     )
 
     gate = RunloopBenchmarkRunCheckOperator(

@@ -110,6 +110,7 @@ def test_the_gate_fails_on_a_planted_regression_and_passes_without_it(
     assert first["gate"]["baseline_benchmark_run_id"] is None
     first_run = first["gate"]["benchmark_run_id"]
     assert (tmp_path / "nightly" / f"{first_run}.jsonl").exists()
+    assert "Runloop run score" in (tmp_path / "nightly" / f"{first_run}.html").read_text()
 
     # Night 2: the planted regression fails the gate, naming what got worse and the scenario by name.
     assert second["states"] == {"run_benchmark": "success", "export_results": "success", "gate": "failed"}
