@@ -3,8 +3,10 @@
 An ``AssetWatcher`` with ``RunloopBenchmarkRunFinishedTrigger`` watches the benchmark runs of one
 benchmark (or, as here by default, the runs whose metadata say ``pipeline: nightly-evals``) and turns each
 run that reaches ``completed``, ``failed`` or ``canceled`` into one asset event. The DAG is scheduled on
-the asset, so it runs once per finished run; its task reads the run from the triggering event's
-``extra["payload"]``. The watcher runs in the triggerer only while the DAG is unpaused.
+the asset, so it runs for each finished run; its task reads the run from the triggering event's
+``extra["payload"]``. Runs that finish a moment apart may share one DAG run (Airflow creates one run for
+the asset events since the previous one), so the task loops over the events. The watcher runs in the
+triggerer only while the DAG is unpaused.
 
 Environment, read when the file is parsed: ``RUNLOOP_WATCH_BENCHMARK_ID`` (a benchmark id to watch),
 ``RUNLOOP_WATCH_METADATA`` (a JSON object of metadata to match, default
