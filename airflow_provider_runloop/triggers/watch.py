@@ -337,11 +337,14 @@ class RunloopBenchmarkRunFinishedTrigger(BaseEventTrigger):
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
         try:
             client = await hook.aget_conn()
-            if self.benchmark_id is not None:
-                await client.get_benchmark(self.benchmark_id)  # an unknown benchmark raises: no silent watch
+            checked = self.benchmark_id is None
             failures = 0
             while True:
                 try:
+                    if not checked:
+                        # Once: an unknown benchmark raises (404) rather than being watched in silence.
+                        await client.get_benchmark(str(self.benchmark_id))
+                        checked = True
                     mark, fired = await self._poll(client, store, key)
                 except Exception as exc:
                     if not is_transient(exc):

@@ -264,9 +264,11 @@ async def test_transient_errors_are_retried_later(
 ) -> None:
     _connect(monkeypatch, runloop_emulator)
     benchmark = runloop_emulator.seed_benchmark(SCRIPT).benchmark_id
+    start_fault = runloop_emulator.add_fault("status", path="/v1/benchmarks/*", status=503, times=2)
     store = MemoryStateStore()
     watcher = Watcher(store, benchmark_id=benchmark)
-    await watcher.watching()
+    await watcher.watching()  # the benchmark's check at the start failed twice, and was tried again
+    assert start_fault.fired == 2
     run_id = _running(runloop_emulator, benchmark)
     await watcher.polls(1)
     runloop_emulator.add_fault("status", path="/v1/benchmark_runs", status=503, times=3)
