@@ -255,7 +255,8 @@ class RunloopBenchmarkRunFinishedTrigger(BaseEventTrigger):
     usually), then fetches each run it watches as still running; what it has seen is kept in the
     asset's state store, so a restarted triggerer fires neither twice nor never (``docs/event-driven.md``).
     Transient API errors are logged and the next poll comes later (doubling up to 10 minutes);
-    authentication errors, an unknown benchmark and an unknown run state end the watcher (it raises).
+    authentication errors, an unknown benchmark and an unknown run state end the watcher: it raises,
+    after one more ``poll_interval``, since Airflow's triggerer starts a failed watcher again at once.
 
     :param benchmark_id: the benchmark whose runs to watch (the listing is filtered by it).
     :param metadata: a run fires only if its metadata has all these keys with these values.
@@ -332,15 +333,19 @@ class RunloopBenchmarkRunFinishedTrigger(BaseEventTrigger):
         return store
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        store = self._store()
+        try:
+            store = self._store()
+        except RuntimeError:
+            await asyncio.sleep(self.poll_interval)  # not restarted in a loop (see below)
+            raise
         key = state_key(self.benchmark_id, self.metadata)
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
         try:
-            client = await hook.aget_conn()
             checked = self.benchmark_id is None
             failures = 0
             while True:
                 try:
+                    client = await hook.aget_conn()  # read once, then cached by the hook
                     if not checked:
                         # Once: an unknown benchmark raises (404) rather than being watched in silence.
                         await client.get_benchmark(str(self.benchmark_id))
@@ -348,6 +353,10 @@ class RunloopBenchmarkRunFinishedTrigger(BaseEventTrigger):
                     mark, fired = await self._poll(client, store, key)
                 except Exception as exc:
                     if not is_transient(exc):
+                        self.log.error("Watching benchmark runs (%s) stops: %s", self._subject, exc)
+                        # Airflow's triggerer starts a failed watcher again within a second or two: wait
+                        # a poll interval first, so a lasting error is retried that often, not in a loop.
+                        await asyncio.sleep(self.poll_interval)
                         raise
                     failures += 1
                     delay = min(

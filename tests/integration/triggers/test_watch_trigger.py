@@ -259,6 +259,21 @@ async def test_an_unknown_benchmark_ends_the_watcher(
         await watcher.task
 
 
+async def test_a_missing_connection_or_state_store_ends_the_watcher(
+    runloop_emulator: RunloopEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.exceptions import AirflowNotFoundException
+
+    _connect(monkeypatch, runloop_emulator)
+    watcher = Watcher(MemoryStateStore(), benchmark_id="bmd_1", runloop_conn_id="runloop_nowhere")
+    with pytest.raises(AirflowNotFoundException):
+        await watcher.task
+    alone = RunloopBenchmarkRunFinishedTrigger(benchmark_id="bmd_1", poll_interval=0.01)  # no AssetWatcher
+    with pytest.raises(RuntimeError, match="AssetWatcher"):
+        await alone.run().__anext__()
+    assert runloop_emulator.requests() == []
+
+
 async def test_transient_errors_are_retried_later(
     runloop_emulator: RunloopEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
