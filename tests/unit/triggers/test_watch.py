@@ -248,3 +248,20 @@ def test_every_run_that_finishes_after_the_start_fires_exactly_once(
             stored, new = _poll(world, stored, watch, step[1])
             fired += new
     assert sorted(fired) == sorted(due)  # each once: no duplicate, none lost, none from before
+
+
+# -- the state store Airflow injects ------------------------------------------------------------------
+
+
+async def test_one_trigger_for_several_assets_is_refused() -> None:
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import AssetStateStoreAccessors
+
+    trigger = RunloopBenchmarkRunFinishedTrigger(benchmark_id="bmd_1", poll_interval=0.01)
+    # What the triggerer injects when two assets have identical watchers (one trigger serves both).
+    trigger.asset_state_store = AssetStateStoreAccessors(inlets=[Asset(name="a"), Asset(name="b")])
+    with pytest.raises(RuntimeError, match="several assets"):
+        await trigger.run().__anext__()
+    one = AssetStateStoreAccessors(inlets=[Asset(name="a")])
+    trigger.asset_state_store = one
+    assert trigger._store() is one  # one asset: its accessors are used as they are
