@@ -46,6 +46,21 @@ def test_serialize_round_trips_json_primitives() -> None:
     assert again.serialize() == (classpath, kwargs)
 
 
+def test_airflows_trigger_storage_and_hash_round_trip() -> None:
+    import importlib
+
+    from airflow.models.trigger import Trigger
+    from airflow.triggers.base import BaseEventTrigger
+
+    trigger = RunloopBenchmarkRunFinishedTrigger(benchmark_id="bmd_1", metadata={"team": "evals"})
+    stored = Trigger.from_object(trigger)
+    module, _, name = stored.classpath.rpartition(".")
+    revived = getattr(importlib.import_module(module), name)(**stored.kwargs)
+    assert revived.serialize() == trigger.serialize()
+    # The watcher's identity (a new DAG file version with the same kwargs is the same watcher).
+    assert BaseEventTrigger.hash(*revived.serialize()) == BaseEventTrigger.hash(*trigger.serialize())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
