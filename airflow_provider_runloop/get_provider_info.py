@@ -65,7 +65,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_provider_runloop.triggers.runloop"],
+                "python-modules": [
+                    "airflow_provider_runloop.triggers.runloop",
+                    "airflow_provider_runloop.triggers.watch",
+                ],
             }
         ],
         "extra-links": [

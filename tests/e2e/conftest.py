@@ -34,8 +34,17 @@ def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def airflow_extra_env() -> dict[str, str]:
+    """More environment for this module's Airflow components: a test module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def airflow_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, results_dir: Path
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    results_dir: Path,
+    airflow_extra_env: dict[str, str],
 ) -> Iterator[AirflowStack]:
     """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, stopped by PID afterwards."""
     stack = AirflowStack(
@@ -45,6 +54,7 @@ def airflow_stack(
             # Read by the example DAG when it is parsed: poll every second, write under results_dir.
             "RUNLOOP_POLL_SECONDS": "1",
             "RUNLOOP_RESULTS_URL": f"file://{results_dir}",
+            **airflow_extra_env,
         },
     )
     request.node.stash[_STACK_KEY] = stack

@@ -30,6 +30,7 @@ PUBLIC_MODULES = {
     "airflow_provider_runloop.hooks.runloop": "reference/hook.md",
     "airflow_provider_runloop.sensors.runloop": "reference/sensor.md",
     "airflow_provider_runloop.triggers.runloop": "reference/triggers.md",
+    "airflow_provider_runloop.triggers.watch": "reference/triggers.md",
     "airflow_provider_runloop.waiting": "reference/waiting.md",
     "airflow_provider_runloop.progress": "reference/progress.md",
     "airflow_provider_runloop.operators.runloop": "reference/operators.md",
