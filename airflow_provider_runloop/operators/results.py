@@ -455,10 +455,11 @@ class RunloopBenchmarkResultsOperator(BaseOperator):
     def _set_outlet_event_extra(self, context: Context, result: Mapping[str, Any]) -> None:
         """Describe the export in its asset event's ``extra``, so a consumer need not open the file."""
         uri = static_destination_uri(self.destination)
-        if uri is None:
-            return  # no asset declared (no destination, or a templated one)
+        events = context.get("outlet_events")
+        if uri is None or events is None:
+            return  # no asset declared (no destination, or a templated one), or run outside Airflow
         summary = result["summary"]
-        context["outlet_events"][Asset(uri=uri)].extra = {
+        events[Asset(uri=uri)].extra = {
             "benchmark_run_id": summary["benchmark_run_id"],
             "record_count": result["record_count"],
             "format": self.format.value,

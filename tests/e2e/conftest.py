@@ -102,16 +102,6 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Under pytest-xdist (`--dist loadgroup`), the end-to-end tests run in one worker, one after another:
-    # each module's Airflow deployment is started once, and two never compete for the two cores.
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("airflow-e2e"))
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield

@@ -16,10 +16,15 @@ from typing import Any
 import boto3
 import httpx
 import psutil
+import pytest
 from support.airflow_stack import AirflowStack, poll_until
 from support.canary import CANARY_API_KEY, scan_paths
 
 from airflow_provider_runloop.testing import RunloopEmulator
+
+# Under pytest-xdist (`make test`), every end-to-end test runs in one worker, one after another: each
+# module's Airflow deployment starts once, and two never compete for the cores.
+pytestmark = pytest.mark.xdist_group("airflow-e2e")
 
 DAG_ID = "example_runloop_wait_and_export"
 TASKS = ("wait_for_run", "export_results", "report")

@@ -23,6 +23,10 @@ from support.airflow_stack import poll_until
 
 from airflow_provider_runloop.testing import RunloopEmulator
 
+# Under pytest-xdist (`make test`), every end-to-end test runs in one worker, one after another: each
+# module's Airflow deployment starts once, and two never compete for the cores.
+pytestmark = pytest.mark.xdist_group("airflow-e2e")
+
 DAG_ID = "example_runloop_on_finished_run"
 ASSET_NAME = "runloop_finished_benchmark_runs"
 METADATA = {"e2e": "event-driven"}

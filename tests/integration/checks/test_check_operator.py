@@ -188,7 +188,7 @@ def test_the_baseline_by_metadata_is_the_latest_earlier_run_with_the_same_values
     emulator.advance(600)
 
     operator = check(current, baseline_from_metadata=["agent"], default_tolerance=0.5)
-    with pytest.raises(RunloopCheckFailedError, match="1 scenarios passed in the baseline"):
+    with pytest.raises(RunloopCheckFailedError, match="1 scenario passed in the baseline"):
         operator.execute({"ti": TaskInstanceStub()})  # type: ignore[arg-type]
     assert operator.outcome is not None
     assert operator.outcome["baseline_benchmark_run_id"] == expected

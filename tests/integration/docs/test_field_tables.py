@@ -41,7 +41,11 @@ def test_the_summary_table_lists_every_key() -> None:
 def test_the_settings_table_lists_every_variable_the_examples_read_with_its_default() -> None:
     read = {}
     for path in sorted((DOCS.parent / "example_dags").glob("*.py")):
-        for name, default in re.findall(r'os\.environ\.get\("(\w+)", "([^"]*)"\)', path.read_text()):
+        # os.environ.get("NAME", "default") or os.environ.get("NAME", '{"json": ...}'), over lines too;
+        # os.environ.get("NAME") has no default ("").
+        pattern = r"""os\.environ\.get\(\s*"(\w+)"\s*(?:,\s*("[^"]*"|'[^']*')\s*)?\)"""
+        for name, quoted in re.findall(pattern, path.read_text()):
+            default = quoted[1:-1]
             assert read.setdefault(name, default) == default, f"{name} has two defaults"
     text = (DOCS / "examples.md").read_text(encoding="utf-8").split("\n## Settings they read\n", 1)[1]
     text = text.split("\n## ", 1)[0]
