@@ -271,6 +271,28 @@ def test_a_file_destination_gets_every_record_and_the_xcom_stays_small(tmp_path:
     assert target.stat().st_size > 0
 
 
+def test_the_asset_event_says_what_was_exported(tmp_path: Path) -> None:
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+
+    target = tmp_path / "results.jsonl"
+    runs = [_scenario_run(index) for index in range(3)]
+    events: defaultdict[Any, SimpleNamespace] = defaultdict(SimpleNamespace)
+    operator = _operator(FakeHook(runs), destination=f"file://{target}")
+    result = operator.execute({"ti": FakeTI(), "outlet_events": events})  # type: ignore[arg-type]
+    extra = events[Asset(uri=f"file://{target}")].extra
+    assert extra == {
+        "benchmark_run_id": result["summary"]["benchmark_run_id"],
+        "record_count": 3,
+        "format": "jsonl",
+        "runloop_score": result["summary"]["benchmark_score"],
+        "failed_scenario_count": result["summary"]["failed_scenario_count"],
+    }
+    json.dumps(extra, allow_nan=False)
+
+
 def test_a_retry_overwrites_the_same_file(tmp_path: Path) -> None:
     target = tmp_path / "results.jsonl"
     first, _ = _execute(_operator(FakeHook([_scenario_run(1)]), destination=f"file://{target}"))
