@@ -63,11 +63,11 @@ e2e: $(STAMP)
 fuzz: $(STAMP)
 	RUNLOOP_HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest tests/unit -q
 
-# The suite runs on two pytest-xdist workers (the end-to-end tests all in one of them, see
-# tests/e2e/conftest.py); PYTEST_WORKERS=0 runs it in this process.
+# The suite runs on two pytest-xdist workers, a test file in one worker (so the end-to-end module starts
+# its Airflow once); PYTEST_WORKERS=0 runs it in this process.
 PYTEST_WORKERS ?= 2
 test: lint typecheck docs
-	$(VENV)/bin/pytest -q --durations=10 -n $(PYTEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/pytest -q --durations=10 -n $(PYTEST_WORKERS) --dist loadfile
 
 # The release build: scripts/dist_check.py says what it checks. tests/integration/test_dist.py runs the same
 # script into a temporary directory, so `make test` fails when `make dist` would.

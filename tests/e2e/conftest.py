@@ -34,17 +34,10 @@ def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow_extra_env() -> dict[str, str]:
-    """More environment for this module's Airflow components: a test module overrides it."""
-    return {}
-
-
-@pytest.fixture(scope="module")
 def airflow_stack(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     results_dir: Path,
-    airflow_extra_env: dict[str, str],
 ) -> Iterator[AirflowStack]:
     """api-server, scheduler, dag-processor and triggerer on 127.0.0.1, stopped by PID afterwards."""
     stack = AirflowStack(
@@ -54,7 +47,9 @@ def airflow_stack(
             # Read by the example DAG when it is parsed: poll every second, write under results_dir.
             "RUNLOOP_POLL_SECONDS": "1",
             "RUNLOOP_RESULTS_URL": f"file://{results_dir}",
-            **airflow_extra_env,
+            # example_runloop_on_finished_run's asset watcher fires only for runs with this metadata
+            # (it runs while that DAG is unpaused: in its own test, and after it).
+            "RUNLOOP_WATCH_METADATA": json.dumps({"e2e": "event-driven"}),
         },
     )
     request.node.stash[_STACK_KEY] = stack

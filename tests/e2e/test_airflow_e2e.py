@@ -16,15 +16,10 @@ from typing import Any
 import boto3
 import httpx
 import psutil
-import pytest
 from support.airflow_stack import AirflowStack, poll_until
 from support.canary import CANARY_API_KEY, scan_paths
 
 from airflow_provider_runloop.testing import RunloopEmulator
-
-# Under pytest-xdist (`make test`), every end-to-end test runs in one worker, one after another: each
-# module's Airflow deployment starts once, and two never compete for the cores.
-pytestmark = pytest.mark.xdist_group("airflow-e2e")
 
 DAG_ID = "example_runloop_wait_and_export"
 TASKS = ("wait_for_run", "export_results", "report")
@@ -419,6 +414,94 @@ def test_the_nightly_gate_fails_on_a_planted_regression_and_passes_without_it(
     outcome = gate_xcom(third)
     assert outcome["baseline_benchmark_run_id"] == baseline["benchmark_run_id"]
     assert {row["verdict"] for row in outcome["rows"]} == {"pass"}
+
+
+WATCH_DAG = "example_runloop_on_finished_run"
+WATCH_ASSET = "runloop_finished_benchmark_runs"
+WATCH_METADATA = {"e2e": "event-driven"}  # conftest.py tells the example DAG to watch these
+WATCH_SCRIPT = {"seed": 7, "scenario_count": 2, "outcomes": {"completed": 1.0}}
+
+
+def _watch_dag_runs(api: httpx.Client) -> list[dict[str, Any]]:
+    response = api.get(f"/dags/{WATCH_DAG}/dagRuns", params={"limit": 100})
+    assert response.status_code == 200, response.text
+    runs: list[dict[str, Any]] = response.json()["dag_runs"]
+    return runs
+
+
+def _watch_watermark(api: httpx.Client) -> dict[str, Any] | None:
+    assets = api.get("/assets", params={"name_pattern": WATCH_ASSET}).json()["assets"]
+    if not assets:
+        return None
+    entries = api.get(f"/assets/{assets[0]['id']}/state-store").json()
+    found = entries.get("asset_state_store") or []
+    return found[0]["value"] if found else None
+
+
+def _watch_events(api: httpx.Client, run: dict[str, Any]) -> list[dict[str, Any]]:
+    response = api.get(f"/dags/{WATCH_DAG}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
+    assert response.status_code == 200, response.text
+    return [event["extra"]["payload"] for event in response.json()["asset_events"]]
+
+
+def _finished_watch_dag_runs(api: httpx.Client, count: int) -> list[dict[str, Any]]:
+    def finished() -> list[dict[str, Any]] | None:
+        runs = _watch_dag_runs(api)
+        done = len(runs) >= count and all(run["state"] in ("success", "failed") for run in runs)
+        return runs if done else None
+
+    return poll_until(f"{count} finished DAG runs of {WATCH_DAG}", finished, attempts=180)
+
+
+def test_one_dag_run_per_finished_benchmark_run(
+    api: httpx.Client, runloop_connection: dict[str, Any], emulator: RunloopEmulator
+) -> None:
+    # The asset watcher of example_runloop_on_finished_run runs in the triggerer while its DAG is unpaused.
+    # Its first poll stores its watermark: from then on, it sees every run that finishes. Runs that
+    # finish a moment apart may share a DAG run (docs/event-driven.md): these finish one after another.
+    _dag_ready(api, WATCH_DAG)
+    poll_until("the watcher's first watermark", lambda: _watch_watermark(api), attempts=240)
+    assert _watch_dag_runs(api) == []
+
+    benchmark = emulator.seed_benchmark(WATCH_SCRIPT).benchmark_id
+    first = emulator.start_scripted_run(benchmark, metadata=WATCH_METADATA, auto_complete=False, name="first")
+    second = emulator.start_scripted_run(benchmark, metadata=WATCH_METADATA, auto_complete=False)
+    unwatched = emulator.start_scripted_run(benchmark, metadata={"e2e": "other"}, auto_complete=False)
+
+    def watching() -> bool | None:
+        return {first, second} <= set((_watch_watermark(api) or {}).get("running", {})) or None
+
+    poll_until("the watcher to watch both runs", watching, attempts=60)
+    emulator.force_benchmark_run_state(first, "completed")
+    emulator.force_benchmark_run_state(unwatched, "completed")
+    assert len(_finished_watch_dag_runs(api, 1)) == 1
+    emulator.force_benchmark_run_state(second, "failed")
+    runs = _finished_watch_dag_runs(api, 2)
+
+    assert [run["state"] for run in runs] == ["success", "success"], runs
+    payloads = sorted((_watch_events(api, run) for run in runs), key=lambda events: events[0]["name"] is None)
+    assert [[(p["benchmark_run_id"], p["state"]) for p in events] for events in payloads] == [
+        [(first, "completed")],
+        [(second, "failed")],
+    ]
+    assert payloads[0][0]["name"] == "first"
+
+    def both_seen() -> dict[str, Any] | None:
+        mark = _watch_watermark(api)
+        return mark if mark is not None and not {first, second} & set(mark["running"]) else None
+
+    watermark = poll_until("the watermark to record both runs as seen", both_seen, attempts=60)
+    assert unwatched not in watermark["running"]
+    poll_until(
+        "a few more polls", lambda: len(emulator.requests(path="/v1/benchmark_runs")) > 3 or None, attempts=20
+    )
+    emulator.clear_requests()
+    poll_until(
+        "a few more polls",
+        lambda: len(emulator.requests(path="/v1/benchmark_runs")) >= 3 or None,
+        attempts=20,
+    )
+    assert len(_watch_dag_runs(api)) == 2  # no event repeated
 
 
 def test_a_server_echoing_the_key_leaves_it_in_no_log_event_or_database(
