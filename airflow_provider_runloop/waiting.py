@@ -55,6 +55,7 @@ __all__ = [
     "RunWait",
     "WaitMemory",
     "WaitPolicy",
+    "WaitPolicyOptions",
     "deferral_timeout",
     "error_event_fields",
     "finish_run_wait",
@@ -297,6 +298,19 @@ class PolicyOption:
         if task is None:
             return self
         return getattr(task.policy, self._name)  # type: ignore[attr-defined]
+
+
+class WaitPolicyOptions:
+    """The options of a task's :class:`WaitPolicy` as its attributes (``task.accept_scored``), read from
+    ``task.policy``: a base of the sensor and of the operators that wait on a run, which set ``policy``."""
+
+    policy: WaitPolicy
+
+    expected_scenario_count = PolicyOption()
+    accept_scored = PolicyOption()
+    fail_on_scenario_failure = PolicyOption()
+    max_consecutive_poll_failures = PolicyOption()
+    failure_settle_seconds = PolicyOption()
 
 
 # The hook's check_benchmark_run / acheck_benchmark_run (waiting imports no hook).

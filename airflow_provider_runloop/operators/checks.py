@@ -46,10 +46,10 @@ from airflow_provider_runloop.progress import (
 )
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 from airflow_provider_runloop.waiting import (
-    PolicyOption,
     ProgressLog,
     RunWait,
     WaitPolicy,
+    WaitPolicyOptions,
     deferral_timeout,
     finish_run_wait,
     verdict_from_event,
@@ -87,7 +87,7 @@ class _Baseline:
     reading: _Reading | None = None
 
 
-class RunloopBenchmarkRunCheckOperator(BaseOperator):
+class RunloopBenchmarkRunCheckOperator(WaitPolicyOptions, BaseOperator):
     """Check a benchmark run once it is done: score thresholds, and regressions against a baseline run.
 
     Waits first, like ``RunloopBenchmarkRunSensor`` (the same completion rule and options): polling on
@@ -214,16 +214,10 @@ class RunloopBenchmarkRunCheckOperator(BaseOperator):
         self.timeout = check_seconds("timeout", timeout)
         self.deferrable = check_flag("deferrable", deferrable)
         self.outcome: dict[str, Any] | None = None
-        self._lineage_base_url: str | None = None  # for get_openlineage_facets_on_complete
         """The outcome of the last check (the XCom value), also when it failed; ``None`` before."""
+        self._lineage_base_url: str | None = None  # for get_openlineage_facets_on_complete
         self._link_stored = False
         self._progress = ProgressLog()
-
-    expected_scenario_count = PolicyOption()
-    accept_scored = PolicyOption()
-    fail_on_scenario_failure = PolicyOption()
-    max_consecutive_poll_failures = PolicyOption()
-    failure_settle_seconds = PolicyOption()
 
     @cached_property
     def hook(self) -> RunloopHook:

@@ -52,10 +52,10 @@ from airflow_provider_runloop.progress import (
 )
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 from airflow_provider_runloop.waiting import (
-    PolicyOption,
     ProgressLog,
     RunWait,
     WaitPolicy,
+    WaitPolicyOptions,
     deferral_timeout,
     finish_run_wait,
     verdict_from_event,
@@ -141,7 +141,7 @@ class LifecycleOperator(BaseOperator):
         return RunloopHook(runloop_conn_id=self.runloop_conn_id)
 
 
-class RunloopStartBenchmarkRunOperator(LifecycleOperator):
+class RunloopStartBenchmarkRunOperator(WaitPolicyOptions, LifecycleOperator):
     """Start an interactive benchmark run of a benchmark, or reattach to the one an earlier try started.
 
     Runloop starts nothing in an interactive run: the DAG starts, scores and completes each scenario run
@@ -257,11 +257,6 @@ class RunloopStartBenchmarkRunOperator(LifecycleOperator):
             check_run_profile(run_profile)
 
     # The wait's options, as attributes: read from the policy.
-    expected_scenario_count = PolicyOption()
-    accept_scored = PolicyOption()
-    fail_on_scenario_failure = PolicyOption()
-    max_consecutive_poll_failures = PolicyOption()
-    failure_settle_seconds = PolicyOption()
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:

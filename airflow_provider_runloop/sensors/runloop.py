@@ -23,10 +23,10 @@ from airflow_provider_runloop.links import RunloopBenchmarkRunLink, benchmark_ru
 from airflow_provider_runloop.progress import DEFAULT_FAILURE_SETTLE_SECONDS, BenchmarkRunVerdict
 from airflow_provider_runloop.triggers.runloop import RunloopBenchmarkRunTrigger
 from airflow_provider_runloop.waiting import (
-    PolicyOption,
     ProgressLog,
     RunWait,
     WaitPolicy,
+    WaitPolicyOptions,
     deferral_timeout,
     finish_run_wait,
     verdict_from_event,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["RunloopBenchmarkRunSensor"]
 
 
-class RunloopBenchmarkRunSensor(BaseSensorOperator):
+class RunloopBenchmarkRunSensor(WaitPolicyOptions, BaseSensorOperator):
     """Wait until every scenario run of a Runloop benchmark run has reached a final state.
 
     The run is done when it is not ``failed``/``canceled`` (those fail at once), no scenario run is
@@ -121,13 +121,6 @@ class RunloopBenchmarkRunSensor(BaseSensorOperator):
         self._this_wait: RunWait | None = None
         self._link_stored = False
         self._progress = ProgressLog()
-
-    # The options, as attributes: read from the policy.
-    expected_scenario_count = PolicyOption()
-    accept_scored = PolicyOption()
-    fail_on_scenario_failure = PolicyOption()
-    max_consecutive_poll_failures = PolicyOption()
-    failure_settle_seconds = PolicyOption()
 
     @cached_property
     def hook(self) -> RunloopHook:
