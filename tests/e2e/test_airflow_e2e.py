@@ -73,13 +73,25 @@ def _wait_for_run(api: httpx.Client, run_id: str, dag_id: str = DAG_ID) -> str:
     return poll_until(f"DAG run {run_id} of {dag_id} to finish", final_state, attempts=RUN_ATTEMPTS)
 
 
-def _task_log(api: httpx.Client, run_id: str, task_id: str, try_number: int = 1, dag_id: str = DAG_ID) -> str:
+def _task_log(
+    api: httpx.Client,
+    run_id: str,
+    task_id: str,
+    try_number: int = 1,
+    dag_id: str = DAG_ID,
+    *,
+    whole: bool = False,
+) -> str:
+    """A task's log through the REST API: each entry's message, or with ``whole`` every field of every
+    entry as JSON (an error's detail included)."""
     response = api.get(
         f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
         params={"full_content": "true"},
         headers={"Accept": "application/json"},
     )
     assert response.status_code == 200, response.text
+    if whole:
+        return json.dumps(response.json())
     content = response.json()["content"]
     return "\n".join(
         str(entry.get("event", entry)) if isinstance(entry, dict) else str(entry) for entry in content
@@ -399,12 +411,7 @@ def test_the_nightly_gate_fails_on_a_planted_regression_and_passes_without_it(
         "export_results": "success",
         "gate": "failed",
     }
-    response = api.get(
-        f"/dags/{NIGHTLY}/dagRuns/{second}/taskInstances/gate/logs/1",
-        params={"full_content": "true"},
-        headers={"Accept": "application/json"},
-    )
-    log = json.dumps(response.json())  # every field of every entry, the error's detail included
+    log = _task_log(api, second, "gate", dag_id=NIGHTLY, whole=True)
     assert f"against baseline {baseline['benchmark_run_id']} (previous_xcom): runloop_score" in log
     assert "(fix-the-parser)" in log
 
@@ -533,12 +540,7 @@ def test_a_server_echoing_the_key_leaves_it_in_no_log_event_or_database(
         "export_results": "upstream_failed",
         "report": "upstream_failed",
     }
-    response = api.get(
-        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_run/logs/1",
-        params={"full_content": "true"},
-        headers={"Accept": "application/json"},
-    )
-    log = json.dumps(response.json())  # every field of every entry, the error's detail included
+    log = _task_log(api, run_id, "wait_for_run", whole=True)
     assert "returned 401" in log
     assert "Authorization: ***" in log
     folder = airflow_stack.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=wait_for_run"
