@@ -268,9 +268,12 @@ class AirflowStack:
         return self._token
 
     def client(self) -> httpx.Client:
-        """An httpx client for the REST API, authenticated as the admin user."""
+        """An httpx client for the REST API, authenticated as the admin user.
+
+        Its read timeout is generous: on a loaded two-core machine the api-server has been seen to stall
+        for over 30 s, and every wait on the API is a bounded loop anyway."""
         return httpx.Client(
-            base_url=f"{self.api_url}/api/v2", headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+            base_url=f"{self.api_url}/api/v2", headers={"Authorization": f"Bearer {self.token}"}, timeout=90
         )
 
     # -- diagnostics --------------------------------------------------------------------------------
