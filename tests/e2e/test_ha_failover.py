@@ -4,8 +4,9 @@ A DAG run maps one deferred ``RunloopBenchmarkRunSensor`` over each of ``SENSORS
 every run held open by a scenario that stays ``scored`` until the test ends it. Once the triggers are
 spread over both triggerers and each run has been polled, one triggerer is SIGKILLed (its machine
 died). The test then waits until every trigger it ran is polled again by the other one, measures that
-delay from the emulator's request log, ends the runs with mixed outcomes and checks that each task ends
-with the verdict its run implies, on its first try, and that nothing was canceled.
+delay from the emulator's request log, SIGKILLs one scheduler too, ends the runs with mixed outcomes and
+checks that each task ends with the verdict its run implies, on its first try, and that nothing was
+canceled.
 
 ``RUNLOOP_HA_SENSORS`` changes the number of sensors (``make soak`` runs the issue's 200).
 """
@@ -18,8 +19,10 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from support.airflow_stack import AirflowStack, poll_until
+from support.postgres import PostgresServer
 
 from airflow_provider_runloop.testing import RunloopEmulator
 
@@ -31,7 +34,9 @@ QUICK = {"start_interval": 0.5, "duration": [2, 6], "scoring": 1, "complete": 0.
 # How each run ends once the failover is over, and so the verdict its sensor must reach.
 OUTCOMES = ("passes", "scenario_fails", "run_fails")
 VERDICT = {"passes": "success", "scenario_fails": "failed", "run_fails": "failed"}
-ATTEMPTS = 720  # 0.5 s apart: six minutes at most for any one wait
+# 0.5 s apart: six minutes at most for any one wait at 20 sensors, longer for more (each sensor starts
+# on a worker before it defers).
+ATTEMPTS = max(720, 36 * SENSORS)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +88,24 @@ def _assignments(stack: AirflowStack, run_id: str) -> dict[int, int | None]:
 def _polls(emulator: RunloopEmulator, benchmark_run_id: str) -> list[int]:
     """Emulated times (ms) of the GETs of one benchmark run (the trigger's polls)."""
     return [r.time_ms for r in emulator.requests(method="GET", path=f"/v1/benchmark_runs/{benchmark_run_id}")]
+
+
+def test_every_component_and_postgres_listen_on_loopback_only(
+    ha_stack: AirflowStack, postgres: PostgresServer
+) -> None:
+    listening = set()
+    leaders = [process.pid for process in ha_stack.processes.values()]
+    assert postgres.pid is not None
+    for pid in [*leaders, postgres.pid]:
+        leader = psutil.Process(pid)
+        for member in [leader, *leader.children(recursive=True)]:
+            for conn in member.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    listening.add((conn.laddr.ip, conn.laddr.port))
+    assert listening == {("127.0.0.1", ha_stack.port), ("127.0.0.1", postgres.port)}, listening
+    assert ha_stack.named("scheduler") == ["scheduler", "scheduler-2"]
+    assert ha_stack.named("triggerer") == ["triggerer", "triggerer-2"]
+    assert len(set(ha_stack.job_ids.values())) == 4, ha_stack.job_ids
 
 
 def test_triggerer_sigkill_moves_its_triggers_and_every_verdict_holds(
@@ -151,6 +174,10 @@ def test_triggerer_sigkill_moves_its_triggers_and_every_verdict_holds(
     # A dead triggerer's triggers move once its heartbeat is older than the threshold, not before.
     assert delays[0] >= threshold - 2, delays
 
+    # A scheduler dies during the same wait: the other one must resume every task on its own.
+    stack.kill("scheduler")
+    release_monotonic = time.monotonic()
+
     # Now end the runs: held scenario completed, failed, or the whole run failed.
     def held(benchmark_run_id: str) -> str | None:
         states = emulator.scenario_run_states(benchmark_run_id)
@@ -171,6 +198,10 @@ def test_triggerer_sigkill_moves_its_triggers_and_every_verdict_holds(
         return tis if done and len(tis) == SENSORS else None
 
     tis = poll_until("every sensor to finish", finished, attempts=ATTEMPTS)
+    print(
+        f"scheduler failover: SIGKILL of scheduler, then every run ended; all {SENSORS} sensors finished "
+        f"{time.monotonic() - release_monotonic:.1f} s after the kill (scheduler-2 alone)"
+    )
     verdicts = {i: ti["state"] for i, ti in tis.items()}
     assert verdicts == {i: VERDICT[outcome[i]] for i in range(SENSORS)}
     # No event lost or applied twice: each task resumed once, on its first try.

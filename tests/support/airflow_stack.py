@@ -1,18 +1,18 @@
 """A real Airflow deployment in a temporary AIRFLOW_HOME, for end-to-end tests.
 
 ``AirflowStack.start()`` migrates a SQLite metadata DB, then starts four processes: ``airflow api-server``,
-``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer``.
-
-The HA shape (``database_url`` of a PostgreSQL server, ``schedulers`` and ``triggerers`` above one,
-``triggerer_capacity``): the same, with that many schedulers and triggerers, named ``scheduler``,
-``scheduler-2``, ... and ``triggerer``, ``triggerer-2``, .... They are started one at a time, each once
-the one before has its row in the ``job`` table, so :attr:`AirflowStack.job_ids` can say which job is
-which process (Airflow's job rows hold no PID, and every component has the same hostname). Everything it
+``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and ``airflow triggerer``. Everything it
 binds is on 127.0.0.1: the API server on a free port the OS picks (never 8080), and no log servers at all
 (``--skip-serve-logs``: Airflow's log servers listen on every interface; the API server reads task logs
 from the shared local log folder instead). Auth is Airflow's SimpleAuthManager with one admin user whose
 password the stack writes into the passwords file before the API server starts, so it can ask
 ``POST /auth/token`` for a JWT.
+
+The HA shape (``database_url`` of a PostgreSQL server, ``schedulers`` and ``triggerers`` above one,
+``triggerer_capacity``) runs that many schedulers and triggerers, named ``scheduler``, ``scheduler-2``, ...
+and ``triggerer``, ``triggerer-2``, .... The n-th scheduler and the n-th triggerer start together once the
+ones before have their rows in the ``job`` table, so :attr:`AirflowStack.job_ids` can say which job is
+which process (Airflow's job rows hold no PID, and every component has the same hostname).
 
 Each process runs in its own session and is stopped by its PID (its process group: SIGTERM, wait,
 SIGKILL). Their output goes to one log file each, which :meth:`AirflowStack.log_tails` shows when a test
@@ -47,6 +47,12 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 _JOB_TYPES = {"scheduler": "SchedulerJob", "triggerer": "TriggererJob"}
+
+
+def _kind(name: str) -> str:
+    """``scheduler-2`` -> ``scheduler``; ``api-server`` stays."""
+    head, _, tail = name.rpartition("-")
+    return head if tail.isdigit() else name
 
 
 def _numbered(kind: str, count: int) -> list[str]:
@@ -256,20 +262,37 @@ class AirflowStack:
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
         }
-        for name in self.components:
-            kind = name.split("-")[0] if name.split("-")[-1].isdigit() else name
+        for wave in self._waves():
             known = set(self.job_ids.values())
-            self.processes[name] = self._spawn(name, commands[kind])
-            job_type = _JOB_TYPES.get(kind)
-            if self.ha and job_type is not None:
-                self.job_ids[name] = poll_until(
-                    f"airflow {name}'s job row",
-                    lambda job_type=job_type, known=known, name=name: self._new_job(job_type, known, name),
-                    attempts=240,
-                )
+            for name in wave:
+                self.processes[name] = self._spawn(name, commands[_kind(name)])
+            for name in wave:
+                job_type = _JOB_TYPES.get(_kind(name))
+                if self.ha and job_type is not None:
+                    self.job_ids[name] = poll_until(
+                        f"airflow {name}'s job row",
+                        lambda job_type=job_type, known=known, name=name: self._new_job(
+                            job_type, known, name
+                        ),
+                        attempts=240,
+                    )
+                    known.add(self.job_ids[name])
         poll_until(
             "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
         )
+
+    def _waves(self) -> list[list[str]]:
+        """The components in start waves: all at once for the one-of-each stack; for the HA shape the
+        components without a job row to tell apart first, then the n-th scheduler with the n-th
+        triggerer (one new job row of each type per wave)."""
+        if not self.ha:
+            return [list(self.components)]
+        first = [name for name in self.components if _kind(name) not in _JOB_TYPES]
+        schedulers, triggerers = self.named("scheduler"), self.named("triggerer")
+        waves = [first]
+        for i in range(max(len(schedulers), len(triggerers))):
+            waves.append([*schedulers[i : i + 1], *triggerers[i : i + 1]])
+        return waves
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         log = self.log_path(name).open("wb")
