@@ -247,25 +247,10 @@ class AirflowStack:
             subprocess.run(
                 [airflow, "db", "migrate"], env=self.env, stdout=log, stderr=subprocess.STDOUT, check=True
             )
-        commands = {
-            "api-server": [
-                airflow,
-                "api-server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
-            "dag-processor": [airflow, "dag-processor"],
-            "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-        }
         for wave in self._waves():
             known = set(self.job_ids.values())
             for name in wave:
-                self.processes[name] = self._spawn(name, commands[_kind(name)])
+                self.processes[name] = self._spawn(name, self._command(_kind(name)))
             for name in wave:
                 job_type = _JOB_TYPES.get(_kind(name))
                 if self.ha and job_type is not None:
@@ -281,6 +266,25 @@ class AirflowStack:
             "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
         )
 
+    def _command(self, kind: str) -> list[str]:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        commands = {
+            "api-server": [
+                airflow,
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+        }
+        return commands[kind]
+
     def _waves(self) -> list[list[str]]:
         """The components in start waves: all at once for the one-of-each stack; for the HA shape the
         components without a job row to tell apart first, then the n-th scheduler with the n-th
@@ -294,8 +298,8 @@ class AirflowStack:
             waves.append([*schedulers[i : i + 1], *triggerers[i : i + 1]])
         return waves
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
-        log = self.log_path(name).open("wb")
+    def _spawn(self, name: str, command: list[str], *, append: bool = False) -> subprocess.Popen[bytes]:
+        log = self.log_path(name).open("ab" if append else "wb")
         self._log_files.append(log)
         return subprocess.Popen(
             command,
@@ -305,6 +309,21 @@ class AirflowStack:
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
+
+    def restart(self, name: str) -> None:
+        """Start a stopped (or killed) component again under the same name, as a supervisor would; for a
+        scheduler or triggerer wait for its new job row (its log goes on in the same file)."""
+        process = self.processes[name]
+        assert process.poll() is not None, f"airflow {name} is still running"
+        known = set(self.job_ids.values())
+        self.processes[name] = self._spawn(name, self._command(_kind(name)), append=True)
+        job_type = _JOB_TYPES.get(_kind(name))
+        if self.ha and job_type is not None:
+            self.job_ids[name] = poll_until(
+                f"airflow {name}'s new job row",
+                lambda: self._new_job(job_type, known, name),
+                attempts=240,
+            )
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Send ``sig`` to one component's process group (a SIGKILL: the machine it ran on died) and
