@@ -2,8 +2,11 @@
 
 The Airflow processes (api-server, scheduler with the LocalExecutor, dag-processor, triggerer) run from
 ``tests/support/airflow_stack.py`` in a temporary AIRFLOW_HOME with SQLite; the DAG folder is
-``example_dags``. The Runloop emulator serves in this test process, on 127.0.0.1, with a real clock
-running fast. When a test fails, the end of every component's log is added to its report.
+``example_dags``. The HA stack (``ha_stack``, tests/e2e/test_ha_failover.py) runs two schedulers and two
+triggerers on a PostgreSQL server of its own (``tests/support/postgres.py``), parsing ``tests/dags``.
+
+The Runloop emulator serves in this test process, on 127.0.0.1, with a real clock running fast.
+When a test fails, the end of every component's log is added to its report.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 from support.airflow_stack import AirflowStack
 from support.canary import CANARY_API_KEY
 from support.moto_s3 import moto_s3_server
+from support.postgres import PostgresServer
 
 from airflow_provider_runloop.testing import RealClock, RunloopEmulator
 
@@ -25,6 +29,20 @@ REPO = Path(__file__).resolve().parents[2]
 # Emulated seconds per real second: the scripted scenarios (seconds each) are over in a moment.
 EMULATOR_SPEED = 20.0
 _STACK_KEY = pytest.StashKey[AirflowStack]()
+# The HA stack's failover settings: triggerers heartbeat every second and count as dead after
+# TRIGGERER_HEALTH_SECONDS without one (then the live triggerer takes their triggers over); each picks
+# at most a few new triggers per loop, so both get work.
+TRIGGERER_HEALTH_SECONDS = 10
+HA_ENV = {
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_SECONDS),
+    "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "4",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+    "AIRFLOW__CORE__PARALLELISM": "8",
+    "RUNLOOP_HA_POLL_SECONDS": "1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +76,54 @@ def airflow_stack(
 
 
 @pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 (a free port, a temp data dir), stopped by its PID afterwards."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ha_capacity() -> int:
+    """``[triggerer] capacity`` of the HA stack's triggerers (a module may override it)."""
+    return 1000
+
+
+@pytest.fixture(scope="module")
+def ha_stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres: PostgresServer,
+    ha_capacity: int,
+) -> Iterator[AirflowStack]:
+    """The HA shape on PostgreSQL: api-server, two schedulers, dag-processor, two triggerers."""
+    stack = AirflowStack(
+        home=tmp_path_factory.mktemp("airflow-ha-home"),
+        dags_folder=REPO / "tests" / "dags",
+        database_url=postgres.url,
+        schedulers=2,
+        triggerers=2,
+        triggerer_capacity=ha_capacity,
+        extra_env=HA_ENV,
+    )
+    request.node.stash[_STACK_KEY] = stack
+    with stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def ha_api(ha_stack: AirflowStack) -> Iterator[httpx.Client]:
+    """The HA stack's REST API (``/api/v2``)."""
+    with ha_stack.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ha_runloop_connection(ha_api: httpx.Client, emulator: RunloopEmulator) -> dict[str, Any]:
+    """``runloop_default`` on the HA stack, pointing at the emulator."""
+    return _create_connection(ha_api, emulator)
+
+
+@pytest.fixture(scope="module")
 def api(airflow_stack: AirflowStack) -> Iterator[httpx.Client]:
     """The REST API (``/api/v2``), with a JWT from ``POST /auth/token``."""
     with airflow_stack.client() as client:
@@ -78,6 +144,10 @@ def emulator() -> Iterator[RunloopEmulator]:
 @pytest.fixture(scope="module")
 def runloop_connection(api: httpx.Client, emulator: RunloopEmulator) -> dict[str, Any]:
     """``runloop_default``, created through the REST API and pointing at the emulator."""
+    return _create_connection(api, emulator)
+
+
+def _create_connection(api: httpx.Client, emulator: RunloopEmulator) -> dict[str, Any]:
     body = {
         "connection_id": "runloop_default",
         "conn_type": "runloop",

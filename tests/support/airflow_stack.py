@@ -8,6 +8,12 @@ from the shared local log folder instead). Auth is Airflow's SimpleAuthManager w
 password the stack writes into the passwords file before the API server starts, so it can ask
 ``POST /auth/token`` for a JWT.
 
+The HA shape (``database_url`` of a PostgreSQL server, ``schedulers`` and ``triggerers`` above one,
+``triggerer_capacity``) runs that many schedulers and triggerers, named ``scheduler``, ``scheduler-2``, ...
+and ``triggerer``, ``triggerer-2``, .... The n-th scheduler and the n-th triggerer start together once the
+ones before have their rows in the ``job`` table, so :attr:`AirflowStack.job_ids` can say which job is
+which process (Airflow's job rows hold no PID, and every component has the same hostname).
+
 Each process runs in its own session and is stopped by its PID (its process group: SIGTERM, wait,
 SIGKILL). Their output goes to one log file each, which :meth:`AirflowStack.log_tails` shows when a test
 fails.
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+import sqlalchemy
 
 __all__ = ["AirflowStack", "free_port", "poll_until", "stop_process_group"]
 
@@ -37,6 +44,19 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "e2e_admin"
 T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+_JOB_TYPES = {"scheduler": "SchedulerJob", "triggerer": "TriggererJob"}
+
+
+def _kind(name: str) -> str:
+    """``scheduler-2`` -> ``scheduler``; ``api-server`` stays."""
+    head, _, tail = name.rpartition("-")
+    return head if tail.isdigit() else name
+
+
+def _numbered(kind: str, count: int) -> list[str]:
+    return [kind if i == 0 else f"{kind}-{i + 1}" for i in range(count)]
 
 
 def free_port() -> int:
@@ -87,16 +107,51 @@ class AirflowStack:
     :param home: the AIRFLOW_HOME (created if missing).
     :param dags_folder: the folder the DAG processor parses.
     :param extra_env: more environment for every component (e.g. settings the DAG files read).
+    :param database_url: the metadata DB's SQLAlchemy URL (default: SQLite in the home).
+    :param schedulers: how many ``airflow scheduler`` processes to run.
+    :param triggerers: how many ``airflow triggerer`` processes to run.
+    :param triggerer_capacity: ``[triggerer] capacity`` (default: Airflow's).
     """
 
     home: Path
     dags_folder: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    database_url: str | None = None
+    schedulers: int = 1
+    triggerers: int = 1
+    triggerer_capacity: int | None = None
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Component name -> its ``job`` row's id (filled for HA stacks: see the module's docstring).
+    job_ids: dict[str, int] = field(default_factory=dict)
     _log_files: list[IO[bytes]] = field(default_factory=list)
     _token: str | None = field(default=None, repr=False)
+
+    @property
+    def ha(self) -> bool:
+        """Whether this is the HA shape (more than one scheduler or triggerer, or another DB)."""
+        return self.database_url is not None or self.schedulers > 1 or self.triggerers > 1
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'airflow.db'}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The component names, in start order."""
+        if not self.ha:
+            return COMPONENTS
+        return (
+            "api-server",
+            *_numbered("scheduler", self.schedulers),
+            "dag-processor",
+            *_numbered("triggerer", self.triggerers),
+        )
+
+    def named(self, kind: str) -> list[str]:
+        """The names of the components of one kind (``scheduler``, ``triggerer``), in start order."""
+        return [name for name in self.components if name == kind or name.startswith(f"{kind}-")]
 
     @property
     def api_url(self) -> str:
@@ -129,7 +184,7 @@ class AirflowStack:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self._passwords_file),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.api_url,
@@ -144,6 +199,11 @@ class AirflowStack:
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
+                **(
+                    {"AIRFLOW__TRIGGERER__CAPACITY": str(self.triggerer_capacity)}
+                    if self.triggerer_capacity is not None
+                    else {}
+                ),
                 **self.extra_env,
             }
         )
@@ -187,6 +247,27 @@ class AirflowStack:
             subprocess.run(
                 [airflow, "db", "migrate"], env=self.env, stdout=log, stderr=subprocess.STDOUT, check=True
             )
+        for wave in self._waves():
+            known = set(self.job_ids.values())
+            for name in wave:
+                self.processes[name] = self._spawn(name, self._command(_kind(name)))
+            for name in wave:
+                job_type = _JOB_TYPES.get(_kind(name))
+                if self.ha and job_type is not None:
+                    self.job_ids[name] = poll_until(
+                        f"airflow {name}'s job row",
+                        lambda job_type=job_type, known=known, name=name: self._new_job(
+                            job_type, known, name
+                        ),
+                        attempts=240,
+                    )
+                    known.add(self.job_ids[name])
+        poll_until(
+            "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
+        )
+
+    def _command(self, kind: str) -> list[str]:
+        airflow = str(Path(sys.executable).with_name("airflow"))
         commands = {
             "api-server": [
                 airflow,
@@ -202,24 +283,58 @@ class AirflowStack:
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
         }
-        for name in COMPONENTS:
-            log = self.log_path(name).open("wb")
-            self._log_files.append(log)
-            self.processes[name] = subprocess.Popen(
-                commands[name],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-        poll_until(
-            "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
+        return commands[kind]
+
+    def _waves(self) -> list[list[str]]:
+        """The components in start waves: all at once for the one-of-each stack; for the HA shape the
+        components without a job row to tell apart first, then the n-th scheduler with the n-th
+        triggerer (one new job row of each type per wave)."""
+        if not self.ha:
+            return [list(self.components)]
+        first = [name for name in self.components if _kind(name) not in _JOB_TYPES]
+        schedulers, triggerers = self.named("scheduler"), self.named("triggerer")
+        waves = [first]
+        for i in range(max(len(schedulers), len(triggerers))):
+            waves.append([*schedulers[i : i + 1], *triggerers[i : i + 1]])
+        return waves
+
+    def _spawn(self, name: str, command: list[str], *, append: bool = False) -> subprocess.Popen[bytes]:
+        log = self.log_path(name).open("ab" if append else "wb")
+        self._log_files.append(log)
+        return subprocess.Popen(
+            command,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
+
+    def restart(self, name: str) -> None:
+        """Start a stopped (or killed) component again under the same name, as a supervisor would; for a
+        scheduler or triggerer wait for its new job row (its log goes on in the same file)."""
+        process = self.processes[name]
+        assert process.poll() is not None, f"airflow {name} is still running"
+        known = set(self.job_ids.values())
+        self.processes[name] = self._spawn(name, self._command(_kind(name)), append=True)
+        job_type = _JOB_TYPES.get(_kind(name))
+        if self.ha and job_type is not None:
+            self.job_ids[name] = poll_until(
+                f"airflow {name}'s new job row",
+                lambda: self._new_job(job_type, known, name),
+                attempts=240,
+            )
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``sig`` to one component's process group (a SIGKILL: the machine it ran on died) and
+        reap it."""
+        process = self.processes[name]
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop every component by its PID, the API server last."""
-        for name in reversed(COMPONENTS):
+        for name in reversed(self.components):
             process = self.processes.get(name)
             if process is not None:
                 stop_process_group(process)
@@ -237,6 +352,33 @@ class AirflowStack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    # -- the metadata DB ----------------------------------------------------------------------------
+
+    def query(self, sql: str, **params: Any) -> list[sqlalchemy.Row[Any]]:
+        """Rows of one read of the metadata DB (a new connection each time)."""
+        engine = sqlalchemy.create_engine(self.sql_alchemy_conn, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(sqlalchemy.text(sql), params))
+        finally:
+            engine.dispose()
+
+    def _new_job(self, job_type: str, known: set[int], name: str) -> int | None:
+        process = self.processes[name]
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"airflow {name} exited with status {process.returncode}:\n{self.log_tails([name])}"
+            )
+        try:
+            rows = self.query(
+                "SELECT id FROM job WHERE job_type = :job_type AND state = 'running' ORDER BY id",
+                job_type=job_type,
+            )
+        except sqlalchemy.exc.OperationalError:
+            return None
+        new = [row.id for row in rows if row.id not in known]
+        return int(new[-1]) if new else None
 
     def _healthy(self) -> bool | None:
         for name, process in self.processes.items():
@@ -279,11 +421,11 @@ class AirflowStack:
     # -- diagnostics --------------------------------------------------------------------------------
 
     def log_tails(
-        self, components: Iterator[str] | list[str] | tuple[str, ...] = COMPONENTS, lines: int = 60
+        self, components: Iterator[str] | list[str] | tuple[str, ...] | None = None, lines: int = 60
     ) -> str:
         """The last lines of each component's log, for a failure report."""
         parts = []
-        for name in components:
+        for name in self.components if components is None else components:
             path = self.log_path(name)
             text = path.read_text(errors="replace") if path.exists() else "(no log)"
             tail = "\n".join(text.splitlines()[-lines:])
