@@ -137,7 +137,7 @@ class RecordStore:
     ) -> Page[Any]:
         """One page of ``collection`` (or of ``index``, a subset of it) matching every predicate."""
         cap = self.settings.max_page_size
-        return (index or collection.ordered).page(
+        return (collection.ordered if index is None else index).page(
             now_ms,
             limit=page.limit if cap is None else min(page.limit, cap),
             after=self._cursor(collection, page),

@@ -449,3 +449,20 @@ async def test_a_repeated_x_request_id_replays_only_when_dedupe_is_on(
     assert (first["id"] == second["id"]) is dedupe
     runs = await _json(await client.get("/v1/benchmark_runs"))
     assert runs["total_count"] == (1 if dedupe else 2)
+
+
+async def test_a_run_without_scenario_runs_lists_none_of_other_runs(
+    client: httpx.AsyncClient, emulator: RunloopEmulator
+) -> None:
+    """An empty run's listing is empty, however many scenario runs other runs have (it once fell back
+    to every scenario run of the emulator, so a start-and-wait counted other runs' scenarios)."""
+    emulator.start_scripted_run(script={"scenario_count": 4})
+    emulator.advance(3600)
+    run_id, _ = await _interactive_run(client, emulator)
+    listing = await _json(await client.get(f"/v1/benchmark_runs/{run_id}/scenario_runs"))
+    assert listing["runs"] == []
+    assert listing["has_more"] is False
+    also = await _json(await client.get("/v1/scenarios/runs", params={"benchmark_run_id": run_id}))
+    assert also["runs"] == []
+    everything = await _json(await client.get("/v1/scenarios/runs"))
+    assert len(everything["runs"]) == 4
