@@ -5,11 +5,15 @@ polls in a row, and exactly one small event, after which they stop. They close t
 exit. While waiting they only ever read: Airflow may run two copies of a trigger at once, and a
 triggerer restart cancels it, so the wait itself never changes anything remote.
 
-The one exception is :meth:`~airflow.triggers.base.BaseTrigger.on_kill`, which Airflow calls only
-when a user marks the deferred task failed or successful, or clears it (never on a triggerer restart,
-a redistribution or a time-out). With ``cancel_on_kill=True``, which only the operators that *started*
-the run or job set, it then cancels that run, or the job's in-progress runs. A watch-only wait (the
-sensor) never sets it.
+The one exception is :meth:`~airflow.triggers.base.BaseTrigger.on_kill`, which Airflow calls when a
+user marks the deferred task failed or successful, or clears it (never on a triggerer restart or a
+time-out). With ``cancel_on_kill=True``, which only the operators that *started* the run or job set,
+it then cancels that run, or the job's in-progress runs. A watch-only wait (the sensor) never sets it.
+
+Airflow 3.3 also calls ``on_kill`` on a triggerer whose triggers were handed to another one while it
+was stalled (its heartbeat lapsed: a long pause, a busy host; apache/airflow#73454): the task is still
+deferred and its trigger polls on elsewhere. So before canceling, the trigger asks Airflow for its
+task instance's state and cancels only if the task is no longer deferred (:func:`_still_deferred`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from airflow_provider_runloop.progress import (
     judge_benchmark_job,
 )
 from airflow_provider_runloop.progress.jobs import shorten
+from airflow_provider_runloop.progress.states import state_name
 from airflow_provider_runloop.redaction import redact_credentials
 from airflow_provider_runloop.waiting import (
     EVENT_STATUSES,
@@ -57,6 +62,36 @@ __all__ = [
 
 # BenchmarkJobVerdict, judge_benchmark_job (progress) and EVENT_STATUSES, read_trigger_event (waiting)
 # are re-exported: their import paths from here predate those modules.
+
+
+# The kills in progress (see _PollingTrigger.on_kill): the loop keeps only weak references to tasks.
+_KILLS: set[asyncio.Future[None]] = set()
+
+
+async def _still_deferred(task_instance: Any) -> bool:
+    """Whether the task instance a trigger serves is still ``deferred``, as Airflow's metadata DB says.
+
+    Read through the Task SDK (the triggerer's supervisor answers it). ``None`` (a trigger not run for
+    a task instance, as in tests that drive one directly) is not deferred.
+    """
+    if task_instance is None:
+        return False
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    map_index = task_instance.map_index
+    states = await asyncio.to_thread(
+        RuntimeTaskInstance.get_task_states,
+        dag_id=task_instance.dag_id,
+        task_ids=[task_instance.task_id],
+        run_ids=[task_instance.run_id],
+        map_index=map_index,
+    )
+    key = (
+        task_instance.task_id
+        if map_index is None or map_index < 0
+        else f"{task_instance.task_id}_{map_index}"
+    )
+    return states.get(task_instance.run_id, {}).get(key) == "deferred"
 
 
 @dataclass(frozen=True)
@@ -119,9 +154,42 @@ class _PollingTrigger(BaseTrigger):
         )
 
     async def on_kill(self) -> None:
-        """Cancel what is waited on, if ``cancel_on_kill`` (a user marked or cleared the task)."""
+        """Cancel what is waited on, if ``cancel_on_kill`` and a user marked or cleared the task.
+
+        Not if the task is still deferred: then this trigger was handed to another triggerer, which
+        waits on; nor if its state cannot be read (a run left going costs less than one canceled under
+        a live wait).
+
+        The work is shielded: Airflow 3.3's triggerer cancels a killed trigger's task again on each of
+        its loops (about a second) until the trigger is gone, which would otherwise interrupt the
+        cancel half-way; it goes on to its end in the triggerer's event loop.
+        """
         if not self.cancel_on_kill:
             return
+        kill = asyncio.ensure_future(self._kill())
+        _KILLS.add(kill)
+        kill.add_done_callback(_KILLS.discard)
+        await asyncio.shield(kill)
+
+    async def _kill(self) -> None:
+        try:
+            deferred = await _still_deferred(getattr(self, "task_instance", None))
+        except Exception as exc:
+            self.log.warning(
+                "Not canceling %s: could not read the task's state to tell a user's kill from a trigger "
+                "moved to another triggerer (%s). If it was a kill, cancel the run in Runloop.",
+                self._subject,
+                redact_credentials(shorten(f"{type(exc).__name__}: {exc}")),
+            )
+            return
+        if deferred:
+            self.log.info(
+                "Not canceling %s: the task is still deferred, so its trigger moved to another triggerer "
+                "(this one's heartbeat lapsed), which goes on waiting.",
+                self._subject,
+            )
+            return
+        self.log.info("Canceling %s: its task was marked or cleared while it waited.", self._subject)
         hook = RunloopHook(runloop_conn_id=self.runloop_conn_id)
         try:
             await self._cancel(hook)
@@ -198,8 +266,8 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
         retries) before the trigger gives up with an ``error`` event. Authentication, not-found and
         unknown-state errors end the wait at once.
     :param cancel_on_kill: cancel the run if a user marks the deferred task failed or successful, or
-        clears it (never on a triggerer restart). Off by default: only the operator that started the
-        run sets it; a sensor only watches.
+        clears it (never on a triggerer restart or a hand-over to another triggerer). Off by default:
+        only the operator that started the run sets it; a sensor only watches.
     :param failure_settle_seconds: how long a scenario failure seen while the run is still open must
         hold before it is final (a retry could overturn it); ``0``: at once.
     :param failure_hold: a failure the deferring task already held
@@ -271,11 +339,13 @@ class RunloopBenchmarkRunTrigger(_PollingTrigger):
     async def _cancel(self, hook: RunloopHook) -> None:
         run = await hook.aget_benchmark_run(self.benchmark_run_id)
         if run.state != BenchmarkRunState.RUNNING:
-            self.log.info("Benchmark run %s is already %s: nothing to cancel", run.id, run.state)
+            self.log.info("Benchmark run %s is already %s: nothing to cancel", run.id, state_name(run.state))
             return
         canceled = await hook.acancel_benchmark_run(self.benchmark_run_id)
         self.log.info(
-            "Canceled benchmark run %s (the task was killed): it is %s", canceled.id, canceled.state
+            "Canceled benchmark run %s (the task was killed): it is %s",
+            canceled.id,
+            state_name(canceled.state),
         )
 
     def _event(self, status: str, message: str, summary: dict[str, Any] | None) -> dict[str, Any]:

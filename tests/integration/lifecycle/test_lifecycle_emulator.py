@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -266,6 +267,123 @@ async def test_killing_a_deferred_start_and_wait_task_cancels_its_run(
 
     assert emulator.benchmark_run_state(run_id) == "canceled"
     assert emulator.scenario_run_state(scenario_run.id) == "canceled"
+
+
+@dataclass
+class _TaskInstanceKey:
+    """What the triggerer sets as ``trigger.task_instance``: the fields the kill guard reads."""
+
+    dag_id: str = "nightly"
+    run_id: str = "manual__1"
+    task_id: str = "start"
+    map_index: int = -1
+
+
+def _airflow_says(
+    monkeypatch: pytest.MonkeyPatch, answer: Callable[..., dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stand in for the triggerer's supervisor answering ``RuntimeTaskInstance.get_task_states``."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    asked: list[dict[str, Any]] = []
+
+    def get_task_states(**query: Any) -> dict[str, Any]:
+        asked.append(query)
+        return answer(**query)
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("map_index", "state", "canceled"),
+    [
+        (-1, "failed", True),
+        (-1, "success", True),
+        (-1, None, True),
+        (3, "deferred", False),
+        (-1, "deferred", False),
+    ],
+)
+async def test_a_kill_cancels_only_when_the_task_left_deferred(
+    emulator: RunloopEmulator,
+    ti: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    map_index: int,
+    state: str | None,
+    canceled: bool,
+) -> None:
+    """Airflow 3.3 calls on_kill both for a user's kill and for a trigger handed to another triggerer
+    (apache/airflow#73454); only the task's state tells them apart."""
+    benchmark = emulator.seed_benchmark(THREE)
+    operator = _start(benchmark.benchmark_id, wait_for_termination=True, deferrable=True, check_interval=0.05)
+    trigger = await asyncio.to_thread(_deferred, operator, ti)
+    run_id = ti.xcom["runloop_resume"]["benchmark_run_id"]
+    trigger.task_instance = key = _TaskInstanceKey(map_index=map_index)
+    task_key = "start" if map_index < 0 else f"start_{map_index}"
+    asked = _airflow_says(monkeypatch, lambda **_: {key.run_id: {task_key: state, "other": "failed"}})
+
+    await _run_then_kill(trigger)
+
+    assert asked == [
+        {"dag_id": "nightly", "task_ids": ["start"], "run_ids": ["manual__1"], "map_index": map_index}
+    ]
+    assert emulator.benchmark_run_state(run_id) == ("canceled" if canceled else "running")
+    assert len(_posts(emulator, f"/v1/benchmark_runs/{run_id}/cancel")) == (1 if canceled else 0)
+
+
+async def test_a_kill_goes_on_when_the_triggerer_cancels_on_kill_again(
+    emulator: RunloopEmulator, ti: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 3.3 re-sends the cancel of a killed trigger on every triggerer loop until it is gone, so
+    on_kill is itself cancelled about a second in; the cancel must still reach the server."""
+    benchmark = emulator.seed_benchmark(THREE)
+    operator = _start(benchmark.benchmark_id, wait_for_termination=True, deferrable=True, check_interval=0.05)
+    trigger = await asyncio.to_thread(_deferred, operator, ti)
+    run_id = ti.xcom["runloop_resume"]["benchmark_run_id"]
+    trigger.task_instance = key = _TaskInstanceKey()
+
+    def slow_answer(**_: Any) -> dict[str, Any]:
+        time.sleep(0.5)  # a busy supervisor; runs in a worker thread
+        return {key.run_id: {key.task_id: "failed"}}
+
+    _airflow_says(monkeypatch, slow_answer)
+    task = asyncio.ensure_future(trigger.run().__anext__())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    kill = asyncio.ensure_future(trigger.on_kill())
+    await asyncio.sleep(0.1)
+    kill.cancel()  # the triggerer's next loop
+    with pytest.raises(asyncio.CancelledError):
+        await kill
+
+    await asyncio.to_thread(_eventually, lambda: emulator.benchmark_run_state(run_id) == "canceled")
+    assert len(_posts(emulator, f"/v1/benchmark_runs/{run_id}/cancel")) == 1
+
+
+async def test_a_kill_whose_task_state_cannot_be_read_cancels_nothing_and_says_so(
+    emulator: RunloopEmulator, ti: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    benchmark = emulator.seed_benchmark(THREE)
+    operator = _start(benchmark.benchmark_id, wait_for_termination=True, deferrable=True, check_interval=0.05)
+    trigger = await asyncio.to_thread(_deferred, operator, ti)
+    run_id = ti.xcom["runloop_resume"]["benchmark_run_id"]
+    trigger.task_instance = _TaskInstanceKey()
+
+    def unreachable(**_: Any) -> dict[str, Any]:
+        raise ConnectionError("supervisor gone")
+
+    _airflow_says(monkeypatch, unreachable)
+
+    await _run_then_kill(trigger)
+
+    assert emulator.benchmark_run_state(run_id) == "running"
+    assert not _posts(emulator, f"/v1/benchmark_runs/{run_id}/cancel")
+    warning = next(line for line in capsys.readouterr().out.splitlines() if "Not canceling" in line)
+    assert "could not read the task's state" in warning
+    assert "ConnectionError: supervisor gone" in warning
 
 
 async def test_a_watch_only_sensor_never_cancels_the_run(emulator: RunloopEmulator, ti: Any) -> None:
