@@ -1,21 +1,34 @@
 """Airflow's HA shape against the emulator: PostgreSQL, two schedulers, two triggerers (issue 16).
 
-A DAG run maps one deferred ``RunloopBenchmarkRunSensor`` over each of ``SENSORS`` scripted benchmark runs,
-every run held open by a scenario that stays ``scored`` until the test ends it. Once the triggers are
-spread over both triggerers and each run has been polled, one triggerer is SIGKILLed (its machine
-died). The test then waits until every trigger it ran is polled again by the other one, measures that
-delay from the emulator's request log, SIGKILLs one scheduler too, ends the runs with mixed outcomes and
-checks that each task ends with the verdict its run implies, on its first try, and that nothing was
-canceled.
+One DAG run holds ``SENSORS`` deferred ``RunloopBenchmarkRunSensor`` (scripted runs) and ``OPERATORS``
+deferred ``RunloopStartBenchmarkRunOperator`` with ``cancel_on_kill=True`` (each starts a run and waits on
+it); every run is held open by a scenario that stays ``scored`` until the test ends it. While they all
+wait, in this order:
 
-``RUNLOOP_HA_SENSORS`` changes the number of sensors (``make soak`` runs the issue's 200).
+1. a user marks one operator's task failed through the REST API: its run, and only it, is canceled;
+2. one triggerer stalls (SIGSTOP) past the health threshold, so the other takes over its operators'
+   triggers, then it resumes (SIGCONT) and drops them. Airflow 3.3 calls ``on_kill`` on what it drops
+   (apache/airflow#73454); the provider must see that the task is still deferred and cancel nothing;
+3. the busier triggerer is SIGKILLed (its machine died) and started again, as a supervisor would; the
+   delay from the kill to every moved trigger polling again is measured from the emulator's request log;
+4. one scheduler is SIGKILLed;
+5. the runs end with mixed outcomes.
+
+Then every task has the verdict its run implies, on its first try, resumed from exactly one applied
+event; the only writes to the API are the operators' starts and the user's one cancel.
+
+``RUNLOOP_HA_SENSORS`` and ``RUNLOOP_HA_OPERATORS`` change the shape (``make soak``: the issue's 200 and 20).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import time
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,67 +41,142 @@ from airflow_provider_runloop.testing import RunloopEmulator
 
 DAG_ID = "runloop_ha_failover"
 SENSORS = int(os.environ.get("RUNLOOP_HA_SENSORS", "20"))
+OPERATORS = int(os.environ.get("RUNLOOP_HA_OPERATORS", "6"))
+TOTAL = SENSORS + OPERATORS
 # Scenario plans in emulated seconds (the emulator's clock runs fast): everything but the held
 # scenario is over in a moment.
 QUICK = {"start_interval": 0.5, "duration": [2, 6], "scoring": 1, "complete": 0.5}
-# How each run ends once the failover is over, and so the verdict its sensor must reach.
+HELD_OPEN = {
+    "scenario_count": 3,
+    "timing": QUICK,
+    "outcomes": {"completed": 1.0},
+    "scenarios": [{"outcome": "stays_scored"}],
+}
+# How each run ends once the failovers are over, and so the verdict its task must reach.
 OUTCOMES = ("passes", "scenario_fails", "run_fails")
-VERDICT = {"passes": "success", "scenario_fails": "failed", "run_fails": "failed"}
-# 0.5 s apart: six minutes at most for any one wait at 20 sensors, longer for more (each sensor starts
-# on a worker before it defers).
-ATTEMPTS = max(720, 36 * SENSORS)
+VERDICT = {"passes": "success", "scenario_fails": "failed", "run_fails": "failed", "user_kill": "failed"}
+# 0.5 s apart: ten minutes at least for any one wait, longer for more tasks (each starts on a worker
+# before it defers).
+ATTEMPTS = max(1200, 12 * TOTAL)
+# The operator task a user marks failed.
+KILLED = ("start", 0)
+
+TaskKey = tuple[str, int]
 
 
 @pytest.fixture(scope="module")
 def ha_capacity() -> int:
-    """Room for three quarters of the triggers on one triggerer: both get work, and after the kill the
-    survivor takes what fits while the restarted triggerer takes the rest."""
-    return (3 * SENSORS) // 4
+    """Room for three quarters of the triggers on one triggerer: both get work, after a stall or a kill
+    the other takes what fits, and a restarted triggerer takes the rest."""
+    return (3 * TOTAL) // 4
 
 
-def _held_open(seed: int) -> dict[str, Any]:
-    return {
-        "seed": seed,
-        "scenario_count": 3,
-        "timing": QUICK,
-        "outcomes": {"completed": 1.0},
-        "scenarios": [{"outcome": "stays_scored"}],
-    }
+@dataclass
+class Wait:
+    """One task of the DAG run and the benchmark run it waits on."""
+
+    key: TaskKey
+    benchmark_run_id: str
+    outcome: str
+
+    @property
+    def poll_path(self) -> str:
+        return f"/v1/benchmark_runs/{self.benchmark_run_id}"
 
 
-def _dag_run(api: httpx.Client, run_ids: list[str]) -> str:
+def _dag_run(api: httpx.Client, conf: dict[str, Any]) -> str:
     poll_until(
         f"{DAG_ID} to be parsed", lambda: api.get(f"/dags/{DAG_ID}").status_code == 200 or None, attempts=240
     )
     response = api.patch(f"/dags/{DAG_ID}", json={"is_paused": False})
     assert response.status_code == 200, response.text
-    response = api.post(f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"run_ids": run_ids}})
+    response = api.post(f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
     assert response.status_code == 200, response.text
     return str(response.json()["dag_run_id"])
 
 
-def _wait_tis(api: httpx.Client, run_id: str) -> dict[int, dict[str, Any]]:
-    response = api.get(
-        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"task_id_pattern": "wait", "limit": 1000}
-    )
+def _task_instances(api: httpx.Client, dag_run: str) -> dict[TaskKey, dict[str, Any]]:
+    """The mapped ``wait`` and ``start`` task instances, by (task_id, map_index)."""
+    response = api.get(f"/dags/{DAG_ID}/dagRuns/{dag_run}/taskInstances", params={"limit": 1000})
     assert response.status_code == 200, response.text
-    return {ti["map_index"]: ti for ti in response.json()["task_instances"] if ti["task_id"] == "wait"}
+    return {
+        (ti["task_id"], ti["map_index"]): ti
+        for ti in response.json()["task_instances"]
+        if ti["task_id"] in {"wait", "start"}
+    }
 
 
-def _assignments(stack: AirflowStack, run_id: str) -> dict[int, int | None]:
-    """map_index -> the triggerer job running its trigger (None: unassigned), for the deferred sensors."""
+def _assignments(stack: AirflowStack, dag_run: str) -> dict[TaskKey, int | None]:
+    """(task_id, map_index) -> the triggerer job running its trigger (None: unassigned)."""
     rows = stack.query(
-        "SELECT ti.map_index, t.triggerer_id FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id"
-        " WHERE ti.dag_id = :dag_id AND ti.run_id = :run_id AND ti.task_id = 'wait'",
+        "SELECT ti.task_id, ti.map_index, t.triggerer_id FROM task_instance ti JOIN trigger t"
+        " ON ti.trigger_id = t.id WHERE ti.dag_id = :dag_id AND ti.run_id = :run_id",
         dag_id=DAG_ID,
-        run_id=run_id,
+        run_id=dag_run,
     )
-    return {int(row.map_index): row.triggerer_id for row in rows}
+    return {(row.task_id, int(row.map_index)): row.triggerer_id for row in rows}
 
 
-def _polls(emulator: RunloopEmulator, benchmark_run_id: str) -> list[int]:
-    """Emulated times (ms) of the GETs of one benchmark run (the trigger's polls)."""
-    return [r.time_ms for r in emulator.requests(method="GET", path=f"/v1/benchmark_runs/{benchmark_run_id}")]
+def _first_polls(emulator: RunloopEmulator, waits: Iterable[Wait], after_ms: int) -> dict[TaskKey, int]:
+    """Each wait's first poll (GET of its run) after ``after_ms``, in emulated ms; one pass over the log."""
+    by_path = {wait.poll_path: wait.key for wait in waits}
+    first: dict[TaskKey, int] = {}
+    for request in emulator.requests(method="GET"):
+        key = by_path.get(request.path)
+        if key is not None and key not in first and request.time_ms > after_ms:
+            first[key] = request.time_ms
+    return first
+
+
+def _run_scenarios(emulator: RunloopEmulator, wait: Wait, scenario_ids: Iterable[str]) -> None:
+    """Do what an agent harness does with an interactive run: start a run of each scenario, end them
+    (the first failed if the outcome says so), then complete the benchmark run."""
+    with httpx.Client(base_url=emulator.base_url, headers=emulator.auth_headers) as http:
+        for i, scenario_id in enumerate(scenario_ids):
+            body = {"scenario_id": scenario_id, "benchmark_run_id": wait.benchmark_run_id}
+            response = http.post("/v1/scenarios/start_run", json=body)
+            assert response.status_code == 200, response.text
+            failed = wait.outcome == "scenario_fails" and i == 0
+            emulator.force_scenario_run_state(response.json()["id"], "failed" if failed else "completed")
+    emulator.force_benchmark_run_state(wait.benchmark_run_id, "completed")
+
+
+def _verdicts_logged(stack: AirflowStack, wait: Wait) -> int:
+    """How many times the task logged its wait's verdict: once each time a trigger event resumed it."""
+    prefix = f"{wait.benchmark_run_id}: "
+    return sum(
+        1
+        for entry in _task_log_entries(stack, *wait.key)
+        if str(entry.get("event", "")).startswith(prefix)
+        and (". Done" in entry["event"] or ". Failed: " in entry["event"])
+    )
+
+
+def _latest_heartbeat(stack: AirflowStack, job: int) -> Any:
+    rows = stack.query("SELECT latest_heartbeat FROM job WHERE id = :id", id=job)
+    return rows[0].latest_heartbeat
+
+
+def _started_runs(emulator: RunloopEmulator, benchmark_id: str) -> dict[str, str]:
+    """Run name -> id of the benchmark's runs, as the API lists them (raw, not through the provider)."""
+    with httpx.Client(base_url=emulator.base_url, headers=emulator.auth_headers) as http:
+        response = http.get("/v1/benchmark_runs", params={"benchmark_id": benchmark_id, "limit": 1000})
+    assert response.status_code == 200, response.text
+    return {run["name"]: run["id"] for run in response.json()["runs"]}
+
+
+def _trigger_logs(stack: AirflowStack, task_id: str, map_index: int, *, job: int) -> str:
+    """What one triggerer job's copy of a task instance's trigger logged (Airflow writes a file per job)."""
+    folder = stack.home / "logs" / f"dag_id={DAG_ID}"
+    pattern = f"run_id=*/task_id={task_id}/map_index={map_index}/attempt=1.log.trigger.{job}.log"
+    return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob(pattern)))
+
+
+def _task_log_entries(stack: AirflowStack, task_id: str, map_index: int) -> list[dict[str, Any]]:
+    """The entries of one task instance's own log of try 1 (workers write it; triggers write apart)."""
+    folder = stack.home / "logs" / f"dag_id={DAG_ID}"
+    paths = sorted(folder.glob(f"run_id=*/task_id={task_id}/map_index={map_index}/attempt=1.log"))
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_every_component_and_postgres_listen_on_loopback_only(
@@ -109,114 +197,208 @@ def test_every_component_and_postgres_listen_on_loopback_only(
     assert len(set(ha_stack.job_ids.values())) == 4, ha_stack.job_ids
 
 
-def test_triggerer_sigkill_moves_its_triggers_and_every_verdict_holds(
+def test_failovers_cancel_nothing_lose_nothing_and_every_verdict_holds(
     ha_stack: AirflowStack,
     ha_api: httpx.Client,
     ha_runloop_connection: dict[str, Any],
     emulator: RunloopEmulator,
 ) -> None:
     api, stack = ha_api, ha_stack
-    run_ids = [emulator.start_scripted_run(script=_held_open(seed)) for seed in range(SENSORS)]
-    outcome = {i: OUTCOMES[i % len(OUTCOMES)] for i in range(SENSORS)}
-    dag_run = _dag_run(api, run_ids)
+    emulator.configure(request_log_limit=5_000_000)
+    threshold = float(stack.env["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"])
+    speed = emulator.clock.speed
+    benchmark = emulator.seed_benchmark(HELD_OPEN)
+    sensor_runs = [emulator.start_scripted_run(script={**HELD_OPEN, "seed": seed}) for seed in range(SENSORS)]
+    dag_run = _dag_run(
+        api, {"run_ids": sensor_runs, "benchmark_id": benchmark.benchmark_id, "operators": OPERATORS}
+    )
+    waits = {
+        ("wait", i): Wait(("wait", i), run_id, OUTCOMES[i % len(OUTCOMES)])
+        for i, run_id in enumerate(sensor_runs)
+    }
 
-    # Every sensor deferred, every trigger on a triggerer, both triggerers with work, every run polled
-    # by its trigger.
-    def spread() -> dict[int, int] | None:
-        tis = _wait_tis(api, dag_run)
-        if len(tis) < SENSORS or any(ti["state"] != "deferred" for ti in tis.values()):
+    # Every task deferred, every trigger on a triggerer, both triggerers with work, every run polled.
+    def spread() -> dict[TaskKey, int] | None:
+        tis = _task_instances(api, dag_run)
+        if len(tis) < TOTAL or any(ti["state"] != "deferred" for ti in tis.values()):
             return None
         assigned = _assignments(stack, dag_run)
-        if len(assigned) < SENSORS or None in assigned.values():
+        if len(assigned) < TOTAL or None in assigned.values():
             return None
-        if not all(_polls(emulator, run_ids[i]) for i in range(SENSORS)):
+        names = _started_runs(emulator, benchmark.benchmark_id)
+        for i in range(OPERATORS):
+            waits[("start", i)] = Wait(("start", i), names[f"ha-start-{i}"], OUTCOMES[i % len(OUTCOMES)])
+        if len(_first_polls(emulator, waits.values(), 0)) < TOTAL:
             return None
-        return {i: int(job) for i, job in assigned.items()}
+        return {key: int(job) for key, job in assigned.items()}
 
-    assigned = poll_until("every sensor deferred and its trigger polling", spread, attempts=ATTEMPTS)
+    assigned = poll_until("every task deferred and its trigger polling", spread, attempts=ATTEMPTS)
     triggerers = {stack.job_ids[name]: name for name in stack.named("triggerer")}
-    per_triggerer = Counter(assigned.values())
-    print(f"\ntriggers per triggerer job before the kill: {dict(per_triggerer)} (jobs {triggerers})")
-    assert set(per_triggerer) == set(triggerers), f"both triggerers should have work: {per_triggerer}"
+    print(
+        f"\ntriggers per triggerer job before the failovers: {dict(Counter(assigned.values()))}, "
+        f"jobs {triggerers}"
+    )
+    assert set(assigned.values()) == set(triggerers), "both triggerers should have work"
 
-    # SIGKILL the triggerer holding the most triggers.
-    victim_job = per_triggerer.most_common(1)[0][0]
-    victim = triggerers[victim_job]
-    survivor_job = next(job for job in triggerers if job != victim_job)
-    moved = sorted(i for i, job in assigned.items() if job == victim_job)
-    kill_ms = emulator.now_ms()
-    kill_monotonic = time.monotonic()
+    # 1. A user marks one operator's task failed: Airflow calls its trigger's on_kill, which cancels the
+    # run (the task is no longer deferred).
+    killed = waits[KILLED]
+    killed.outcome = "user_kill"
+    response = api.patch(
+        f"/dags/{DAG_ID}/dagRuns/{dag_run}/taskInstances/{KILLED[0]}/{KILLED[1]}",
+        json={"new_state": "failed"},
+    )
+    assert response.status_code == 200, response.text
+    poll_until(
+        "the user's kill to cancel its run",
+        lambda: emulator.benchmark_run_state(killed.benchmark_run_id) == "canceled" or None,
+        attempts=240,
+    )
+
+    # 2. A triggerer stalls past the health threshold (SIGSTOP: a long pause, a starved host). The other
+    # takes over what fits, the operators first (their priority weight); when it resumes, Airflow calls
+    # on_kill on each trigger it drops.
+    live_operators = [key for key in assigned if key[0] == "start" and key != KILLED]
+    by_operators = Counter(assigned[key] for key in live_operators)
+    stalled_job = by_operators.most_common(1)[0][0]
+    stalled, other_job = triggerers[stalled_job], next(job for job in triggerers if job != stalled_job)
+    held_by_stalled = [key for key in live_operators if assigned[key] == stalled_job]
+    stall_monotonic = time.monotonic()
+    stack.signal_tree(stalled, signal.SIGSTOP)
+    try:
+
+        def taken_over() -> list[TaskKey]:
+            now = _assignments(stack, dag_run)
+            return [key for key in held_by_stalled if now.get(key) == other_job]
+
+        poll_until(f"triggers of the stalled {stalled} to move", lambda: taken_over() or None, attempts=240)
+        taken_after = time.monotonic() - stall_monotonic
+        time.sleep(2)  # the other's next loop or two: it takes what fits in one go
+        taken = taken_over()
+        last_beat = _latest_heartbeat(stack, stalled_job)
+    finally:
+        stack.signal_tree(stalled, signal.SIGCONT)
+    # Back: it heartbeats again (so it counts as alive) and drops, through on_kill, what it lost; the
+    # guard must keep every one of those runs going.
+    poll_until(
+        f"the resumed {stalled} to heartbeat again",
+        lambda: _latest_heartbeat(stack, stalled_job) > last_beat or None,
+        attempts=240,
+    )
+    poll_until(
+        f"the resumed {stalled} to drop the triggers it lost (on_kill)",
+        lambda: all("Not canceling" in _trigger_logs(stack, *key, job=stalled_job) for key in taken) or None,
+        attempts=240,
+    )
+    for key in taken:
+        text = _trigger_logs(stack, *key, job=stalled_job)
+        assert "Not canceling Benchmark run" in text, key
+        assert "the task is still deferred, so its trigger moved to another triggerer" in text, key
+    assert {emulator.benchmark_run_state(waits[k].benchmark_run_id) for k in taken} == {"running"}
+    print(
+        f"stall: SIGSTOP of {stalled} (job {stalled_job}) -> the first of its operator triggers taken over "
+        f"by job {other_job} after {taken_after:.1f} s, {len(taken)} of {len(held_by_stalled)} in all; "
+        "after SIGCONT it dropped each through on_kill, which canceled nothing"
+    )
+
+    # 3. The triggerer holding the most triggers dies (SIGKILL) and is started again.
+    assigned = {k: int(v) for k, v in _assignments(stack, dag_run).items() if v is not None}
+    victim_job = Counter(assigned.values()).most_common(1)[0][0]
+    victim, survivor_job = triggerers[victim_job], next(job for job in triggerers if job != victim_job)
+    moved = [key for key, job in assigned.items() if job == victim_job]
+    kill_ms, kill_monotonic = emulator.now_ms(), time.monotonic()
     stack.kill(victim)
-    # A supervisor (systemd, Kubernetes) starts a new triggerer in its place: its new job takes what
-    # does not fit on the survivor.
     stack.restart(victim)
     live = {survivor_job, stack.job_ids[victim]}
-
-    # Every moved trigger is taken over by a live triggerer and polls its run again.
     takers: Counter[int] = Counter()
 
-    def repolled() -> dict[int, int] | None:
+    def repolled() -> dict[TaskKey, int] | None:
         now = _assignments(stack, dag_run)
-        if any(now.get(i) not in live for i in moved):
+        if any(now.get(key) not in live for key in moved):
+            return None
+        first = _first_polls(emulator, (waits[key] for key in moved), kill_ms)
+        if len(first) < len(moved):
             return None
         takers.clear()
-        takers.update(int(now[i] or 0) for i in moved)
-        first = {}
-        for i in moved:
-            after = [t for t in _polls(emulator, run_ids[i]) if t > kill_ms]
-            if not after:
-                return None
-            first[i] = after[0]
+        takers.update(int(now[key] or 0) for key in moved)
         return first
 
     first_polls = poll_until("the moved triggers to poll again", repolled, attempts=ATTEMPTS)
-    speed = emulator.clock.speed
-    threshold = float(stack.env["AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD"])
     delays = sorted((t - kill_ms) / 1000 / speed for t in first_polls.values())
-    wall = time.monotonic() - kill_monotonic
     print(
-        f"triggerer failover: SIGKILL of {victim} (job {victim_job}, {len(moved)} of {SENSORS} triggers) -> "
+        f"triggerer failover: SIGKILL of {victim} (job {victim_job}, {len(moved)} of {TOTAL - 1} "
+        "triggers) -> "
         f"moved triggers ({takers[survivor_job]} to the survivor, {takers[stack.job_ids[victim]]} to the "
         f"restarted triggerer) polling again after {delays[0]:.1f} s (first), "
         f"{delays[len(delays) // 2]:.1f} s (median), {delays[-1]:.1f} s (last); "
-        f"[triggerer] triggerer_health_check_threshold = {threshold:g} s, job_heartbeat_sec = 1 s "
-        f"(all moved seen {wall:.1f} s after the kill)"
+        f"triggerer_health_check_threshold = {threshold:g} s, job_heartbeat_sec = 1 s "
+        f"(all seen {time.monotonic() - kill_monotonic:.1f} s after the kill)"
     )
     # A dead triggerer's triggers move once its heartbeat is older than the threshold, not before.
     assert delays[0] >= threshold - 2, delays
 
-    # A scheduler dies during the same wait: the other one must resume every task on its own.
+    # 4. A scheduler dies during the same wait: the other one must resume every task on its own.
     stack.kill("scheduler")
     release_monotonic = time.monotonic()
 
-    # Now end the runs: held scenario completed, failed, or the whole run failed.
+    # 5. End the runs: held scenario completed or failed, or the whole run failed.
     def held(benchmark_run_id: str) -> str | None:
         states = emulator.scenario_run_states(benchmark_run_id)
         return next((sid for sid, state in states.items() if state == "scored"), None)
 
-    for i, benchmark_run_id in enumerate(run_ids):
-        if outcome[i] == "run_fails":
-            emulator.force_benchmark_run_state(benchmark_run_id, "failed")
+    for wait in waits.values():
+        if wait.outcome == "user_kill":
             continue
-        scenario = poll_until(
-            f"{benchmark_run_id}'s held scenario", lambda b=benchmark_run_id: held(b), attempts=60
-        )
-        emulator.force_scenario_run_state(scenario, "completed" if outcome[i] == "passes" else "failed")
+        if wait.outcome == "run_fails":
+            emulator.force_benchmark_run_state(wait.benchmark_run_id, "failed")
+        elif wait.key[0] == "start":
+            # A run the operator started is interactive: the agent harness (here, this test) runs its
+            # scenarios, then Runloop completes it.
+            _run_scenarios(emulator, wait, benchmark.scenario_ids)
+        else:
+            scenario = poll_until(
+                f"{wait.benchmark_run_id}'s held scenario",
+                lambda w=wait: held(w.benchmark_run_id),
+                attempts=60,
+            )
+            emulator.force_scenario_run_state(scenario, "completed" if wait.outcome == "passes" else "failed")
 
-    def finished() -> dict[int, dict[str, Any]] | None:
-        tis = _wait_tis(api, dag_run)
+    def finished() -> dict[TaskKey, dict[str, Any]] | None:
+        tis = _task_instances(api, dag_run)
         done = all(ti["state"] in {"success", "failed", "upstream_failed", "skipped"} for ti in tis.values())
-        return tis if done and len(tis) == SENSORS else None
+        return tis if done and len(tis) == TOTAL else None
 
-    tis = poll_until("every sensor to finish", finished, attempts=ATTEMPTS)
+    tis = poll_until("every task to finish", finished, attempts=ATTEMPTS)
     print(
-        f"scheduler failover: SIGKILL of scheduler, then every run ended; all {SENSORS} sensors finished "
+        f"scheduler failover: SIGKILL of scheduler, then every run ended; all {TOTAL} tasks finished "
         f"{time.monotonic() - release_monotonic:.1f} s after the kill (scheduler-2 alone)"
     )
-    verdicts = {i: ti["state"] for i, ti in tis.items()}
-    assert verdicts == {i: VERDICT[outcome[i]] for i in range(SENSORS)}
-    # No event lost or applied twice: each task resumed once, on its first try.
-    assert {ti["try_number"] for ti in tis.values()} == {1}, {i: ti["try_number"] for i, ti in tis.items()}
-    # The failover canceled nothing: the sensors only read, and no run ended canceled.
-    assert not [r for r in emulator.requests() if r.method != "GET"], "a sensor wrote to the API"
-    assert {emulator.benchmark_run_state(r) for r in run_ids} <= {"completed", "failed"}
+
+    verdicts = {key: ti["state"] for key, ti in tis.items()}
+    expected = {key: VERDICT[wait.outcome] for key, wait in waits.items()}
+    wrong = {key: (verdicts[key], expected[key]) for key in expected if verdicts.get(key) != expected[key]}
+    canceled = [
+        w.key for w in waits.values() if emulator.benchmark_run_state(w.benchmark_run_id) == "canceled"
+    ]
+    print(
+        f"verdicts: tasks {len(verdicts)} ({SENSORS} sensors, {OPERATORS} operators), right "
+        f"{len(verdicts) - len(wrong)}, wrong {len(wrong)}, canceled by a user 1, canceled by failover "
+        f"{len([k for k in canceled if k != KILLED])}"
+    )
+    assert not wrong, wrong
+    assert canceled == [KILLED], canceled
+    # Nothing lost or applied twice: each task ran one try, and each waiting task was resumed by exactly
+    # one trigger event (the killed one by none: a user ended it).
+    assert {ti["try_number"] for ti in tis.values()} == {1}, {k: ti["try_number"] for k, ti in tis.items()}
+    applied = {key: _verdicts_logged(stack, wait) for key, wait in waits.items()}
+    assert applied == {key: 0 if key == KILLED else 1 for key in waits}, applied
+    # The only writes: each operator's start, and the user's kill's cancel (one from each copy of its
+    # trigger that was running then: two triggerers may run one trigger for a moment).
+    writes = Counter(
+        (r.method, r.path)
+        for r in emulator.requests()
+        if r.method != "GET" and not r.path.startswith("/v1/scenarios/")  # this test's agent harness
+    )
+    cancels = writes.pop(("POST", f"{killed.poll_path}/cancel"), 0)
+    assert writes == Counter({("POST", "/v1/benchmarks/start_run"): OPERATORS}), writes
+    assert 1 <= cancels <= 2, cancels

@@ -21,6 +21,7 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+import psutil
 import sqlalchemy
 
 __all__ = ["AirflowStack", "free_port", "poll_until", "stop_process_group"]
@@ -57,6 +59,14 @@ def _kind(name: str) -> str:
 
 def _numbered(kind: str, count: int) -> list[str]:
     return [kind if i == 0 else f"{kind}-{i + 1}" for i in range(count)]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not reaped yet, does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def free_port() -> int:
@@ -325,12 +335,26 @@ class AirflowStack:
                 attempts=240,
             )
 
-    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Send ``sig`` to one component's process group (a SIGKILL: the machine it ran on died) and
-        reap it."""
-        process = self.processes[name]
-        os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+    def signal_tree(self, name: str, sig: signal.Signals) -> list[int]:
+        """Send ``sig`` to every process of one component: the process and all its descendants, which
+        need not share its process group (Airflow's supervisors put their child in a group of its own).
+        Returns the PIDs signalled."""
+        leader = psutil.Process(self.processes[name].pid)
+        members = [leader, *leader.children(recursive=True)]
+        for member in members:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(sig)
+        return [member.pid for member in members]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component, every process of it at once (the machine it ran on died), and reap it."""
+        pids = self.signal_tree(name, signal.SIGKILL)
+        self.processes[name].wait(timeout=30)
+        poll_until(
+            f"every process of airflow {name} to be gone",
+            lambda: not any(_alive(pid) for pid in pids) or None,
+            attempts=60,
+        )
 
     def stop(self) -> None:
         """Stop every component by its PID, the API server last."""
