@@ -287,7 +287,12 @@ def test_failovers_cancel_nothing_lose_nothing_and_every_verdict_holds(
     )
     poll_until(
         f"the resumed {stalled} to drop the triggers it lost (on_kill)",
-        lambda: all("Not canceling" in _trigger_logs(stack, *key, job=stalled_job) for key in taken) or None,
+        lambda: (
+            all(
+                "anceling Benchmark run" in _trigger_logs(stack, *key, job=stalled_job) for key in taken
+            )  # "Not canceling ..." or "Canceling ...": on_kill decided
+            or None
+        ),
         attempts=240,
     )
     for key in taken:
