@@ -76,9 +76,11 @@ test: lint typecheck docs
 RUNLOOP_HA_SENSORS ?= 200
 RUNLOOP_HA_OPERATORS ?= 20
 RUNLOOP_HA_SOAK_RUNS ?= 1
+RUNLOOP_HA_POLL_SECONDS ?= 2
 soak: $(STAMP)
 	for i in $$(seq $(RUNLOOP_HA_SOAK_RUNS)); do \
 		RUNLOOP_HA_SENSORS=$(RUNLOOP_HA_SENSORS) RUNLOOP_HA_OPERATORS=$(RUNLOOP_HA_OPERATORS) \
+		RUNLOOP_HA_POLL_SECONDS=$(RUNLOOP_HA_POLL_SECONDS) \
 			$(VENV)/bin/python -u -m pytest tests/e2e/test_ha_failover.py -q -s || exit 1; \
 	done
 
