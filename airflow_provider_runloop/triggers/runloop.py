@@ -91,7 +91,8 @@ async def _still_deferred(task_instance: Any) -> bool:
         if map_index is None or map_index < 0
         else f"{task_instance.task_id}_{map_index}"
     )
-    return states.get(task_instance.run_id, {}).get(key) == "deferred"
+    state: object = states.get(task_instance.run_id, {}).get(key)
+    return state == "deferred"
 
 
 @dataclass(frozen=True)
