@@ -33,7 +33,7 @@ _STACK_KEY = pytest.StashKey[AirflowStack]()
 # The HA stack's failover settings: triggerers heartbeat every second and count as dead after
 # TRIGGERER_HEALTH_SECONDS without one (then the live triggerer takes their triggers over); each picks
 # at most a few new triggers per loop, so both get work.
-TRIGGERER_HEALTH_SECONDS = 10
+TRIGGERER_HEALTH_SECONDS = 20
 HA_ENV = {
     "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_SECONDS),

@@ -161,6 +161,32 @@ def _verdicts_logged(stack: AirflowStack, wait: Wait) -> int:
     )
 
 
+def _stable_owner(stack: AirflowStack, dag_run: str, key: TaskKey, *, seconds: float = 3.0) -> int:
+    """The triggerer job running a task's trigger, once it has stayed on it ``seconds`` with a fresh
+    heartbeat."""
+    history: list[tuple[float, int | None]] = []
+
+    def settled() -> int | None:
+        rows = stack.query(
+            "SELECT t.triggerer_id, extract(epoch FROM now() - j.latest_heartbeat) AS age FROM task_instance ti"
+            " JOIN trigger t ON ti.trigger_id = t.id JOIN job j ON j.id = t.triggerer_id"
+            " WHERE ti.dag_id = :dag_id AND ti.run_id = :run_id AND ti.task_id = :task_id"
+            " AND ti.map_index = :map_index",
+            dag_id=DAG_ID,
+            run_id=dag_run,
+            task_id=key[0],
+            map_index=key[1],
+        )
+        job = int(rows[0].triggerer_id) if rows and float(rows[0].age) < 2 else None
+        now = time.monotonic()
+        history.append((now, job))
+        recent = [owner for at, owner in history if at >= now - seconds]
+        span = now - min(at for at, owner in history if at >= now - seconds)
+        return job if job is not None and span >= seconds - 0.6 and set(recent) == {job} else None
+
+    return poll_until(f"{key}'s trigger to stay on one live triggerer", settled, attempts=240)
+
+
 def _latest_heartbeat(stack: AirflowStack, job: int) -> Any:
     rows = stack.query("SELECT latest_heartbeat FROM job WHERE id = :id", id=job)
     return rows[0].latest_heartbeat
@@ -253,6 +279,11 @@ def test_failovers_cancel_nothing_lose_nothing_and_every_verdict_holds(
     # run (the task is no longer deferred).
     killed = waits[KILLED]
     killed.outcome = "user_kill"
+    # Airflow calls on_kill only on a triggerer running the trigger at that moment: a kill during a
+    # hand-over (a starved host's heartbeat lapsing) reaches no copy, and nothing cancels the run. So
+    # the kill waits for its trigger to stay on one live triggerer for a few seconds.
+    owner = _stable_owner(stack, dag_run, KILLED)
+    print(f"user kill: {KILLED} through the REST API, its trigger on triggerer job {owner}")
     response = api.patch(
         f"/dags/{DAG_ID}/dagRuns/{dag_run}/taskInstances/{KILLED[0]}/{KILLED[1]}",
         json={"new_state": "failed"},

@@ -21,6 +21,7 @@ fails.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import json
@@ -357,11 +358,17 @@ class AirflowStack:
         )
 
     def stop(self) -> None:
-        """Stop every component by its PID, the API server last."""
-        for name in reversed(self.components):
-            process = self.processes.get(name)
-            if process is not None:
-                stop_process_group(process)
+        """Stop every component by its PID: all but the API server at once (each may take seconds to
+        wind down), then the API server, which the others talk to while they do."""
+        first = [
+            self.processes[name]
+            for name in self.components
+            if name in self.processes and name != "api-server"
+        ]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(first))) as pool:
+            list(pool.map(stop_process_group, first))
+        if "api-server" in self.processes:
+            stop_process_group(self.processes["api-server"])
         for log in self._log_files:
             log.close()
         self._log_files.clear()
