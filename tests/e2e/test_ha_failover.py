@@ -168,8 +168,9 @@ def _stable_owner(stack: AirflowStack, dag_run: str, key: TaskKey, *, seconds: f
 
     def settled() -> int | None:
         rows = stack.query(
-            "SELECT t.triggerer_id, extract(epoch FROM now() - j.latest_heartbeat) AS age FROM task_instance ti"
-            " JOIN trigger t ON ti.trigger_id = t.id JOIN job j ON j.id = t.triggerer_id"
+            "SELECT t.triggerer_id, extract(epoch FROM now() - j.latest_heartbeat) AS age"
+            " FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id"
+            " JOIN job j ON j.id = t.triggerer_id"
             " WHERE ti.dag_id = :dag_id AND ti.run_id = :run_id AND ti.task_id = :task_id"
             " AND ti.map_index = :map_index",
             dag_id=DAG_ID,
