@@ -66,11 +66,12 @@ e2e: $(STAMP)
 fuzz: $(STAMP)
 	RUNLOOP_HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest tests/unit -q
 
-# The suite runs on two pytest-xdist workers, a test file in one worker (so each end-to-end module starts
+# The suite runs on three pytest-xdist workers (on two cores: the end-to-end modules mostly wait on their
+# Airflow processes), a test file in one worker (so each end-to-end module starts
 # its Airflow once), in collection order: the two end-to-end modules (tests/e2e, minutes each, few tests)
 # start first, one on each worker, instead of last (xdist's default puts files with more tests first).
 # PYTEST_WORKERS=0 runs it in this process.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 test: lint typecheck docs
 	$(VENV)/bin/pytest -q --durations=10 -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 

@@ -40,8 +40,8 @@ from support.postgres import PostgresServer
 from airflow_provider_runloop.testing import RunloopEmulator
 
 DAG_ID = "runloop_ha_failover"
-SENSORS = int(os.environ.get("RUNLOOP_HA_SENSORS", "20"))
-OPERATORS = int(os.environ.get("RUNLOOP_HA_OPERATORS", "6"))
+SENSORS = int(os.environ.get("RUNLOOP_HA_SENSORS", "12"))
+OPERATORS = int(os.environ.get("RUNLOOP_HA_OPERATORS", "4"))
 TOTAL = SENSORS + OPERATORS
 # Scenario plans in emulated seconds (the emulator's clock runs fast): everything but the held
 # scenario is over in a moment.
