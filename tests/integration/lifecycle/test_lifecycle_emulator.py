@@ -232,10 +232,13 @@ def test_a_job_create_survives_a_503(emulator: RunloopEmulator, ti: Any) -> None
 # --- cancellation on kill ------------------------------------------------------------------------------
 
 
-async def _run_then_kill(trigger: Any) -> None:
-    """What the triggerer does when a user marks the deferred task failed: cancel run(), call on_kill()."""
+async def _run_then_kill(trigger: Any, emulator: RunloopEmulator | None = None) -> None:
+    """What the triggerer does when a user marks the deferred task failed: cancel run(), call on_kill().
+    With ``emulator``, the kill comes once the trigger has polled (however slow a loaded host is)."""
     task = asyncio.ensure_future(trigger.run().__anext__())
     await asyncio.sleep(0.3)
+    if emulator is not None:
+        await asyncio.to_thread(_eventually, lambda: bool(emulator.requests(method="GET")))
     assert not task.done(), "the wait must still be going on"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -397,7 +400,7 @@ async def test_a_watch_only_sensor_never_cancels_the_run(emulator: RunloopEmulat
     trigger = await asyncio.to_thread(_deferred, sensor, type(ti)(task_id="wait"))
     assert "cancel_on_kill" not in trigger.serialize()[1]
 
-    await _run_then_kill(trigger)
+    await _run_then_kill(trigger, emulator)
 
     assert emulator.benchmark_run_state(run_id) == "running"
     assert {request.method for request in emulator.requests()} == {"GET"}
@@ -513,7 +516,7 @@ async def test_a_job_trigger_without_cancel_on_kill_leaves_the_job_alone(emulato
         benchmark_job_id=job.id, deadline=time.time() + 30, poll_interval=0.05
     )
     emulator.clear_requests()
-    await _run_then_kill(trigger)
+    await _run_then_kill(trigger, emulator)
     (run_id,) = emulator.job_benchmark_run_ids(job.id)
     assert emulator.benchmark_run_state(run_id) == "running"
     assert {request.method for request in emulator.requests()} == {"GET"}
