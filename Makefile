@@ -66,14 +66,14 @@ e2e: $(STAMP)
 fuzz: $(STAMP)
 	RUNLOOP_HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest tests/unit -q
 
-# The suite runs on three pytest-xdist workers (on two cores: the end-to-end modules mostly wait on their
-# Airflow processes), a test file in one worker (so each end-to-end module starts
-# its Airflow once), in collection order: the two end-to-end modules (tests/e2e, minutes each, few tests)
-# start first, one on each worker, instead of last (xdist's default puts files with more tests first).
-# PYTEST_WORKERS=0 runs it in this process.
-PYTEST_WORKERS ?= 3
+# The suite runs on two pytest-xdist workers, a test file in one worker (so each end-to-end module starts
+# its Airflow once); PYTEST_WORKERS=0 runs it in this process. xdist hands out the files with the most
+# tests first, so the HA module (two tests, minutes) starts late, mostly alone: its two schedulers and
+# two triggerers then do not starve the SQLite end-to-end stack, which starts early. (Three workers, or
+# both stacks at once, made the suite no faster on 2 cores and let Airflow's deferral race through.)
+PYTEST_WORKERS ?= 2
 test: lint typecheck docs
-	$(VENV)/bin/pytest -q --durations=10 -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/pytest -q --durations=10 -n $(PYTEST_WORKERS) --dist loadfile
 
 # The HA failover test (tests/e2e/test_ha_failover.py) at the issue's shape, bigger than make test's.
 RUNLOOP_HA_SENSORS ?= 200
