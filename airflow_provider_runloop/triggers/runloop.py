@@ -68,6 +68,11 @@ __all__ = [
 _KILLS: set[asyncio.Future[None]] = set()
 
 
+def _describe(exc: Exception) -> str:
+    """``Type: message`` (or the type alone), shortened for a log line or an event."""
+    return shorten(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
 async def _still_deferred(task_instance: Any) -> bool:
     """Whether the task instance a trigger serves is still ``deferred``, as Airflow's metadata DB says.
 
@@ -148,7 +153,7 @@ class _PollingTrigger(BaseTrigger):
             await hook.aclose()
 
     def _unexpected(self, exc: Exception) -> str:
-        text = shorten(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        text = _describe(exc)
         return redact_credentials(
             f"Waiting on {self._subject} failed with an unexpected error ({text}): a server answer "
             "this provider cannot read, or a bug in it. Clear the task to wait again."
@@ -180,7 +185,7 @@ class _PollingTrigger(BaseTrigger):
                 "Not canceling %s: could not read the task's state to tell a user's kill from a trigger "
                 "moved to another triggerer (%s). If it was a kill, cancel the run in Runloop.",
                 self._subject,
-                redact_credentials(shorten(f"{type(exc).__name__}: {exc}")),
+                redact_credentials(_describe(exc)),
             )
             return
         if deferred:

@@ -263,16 +263,8 @@ class AirflowStack:
             for name in wave:
                 self.processes[name] = self._spawn(name, self._command(_kind(name)))
             for name in wave:
-                job_type = _JOB_TYPES.get(_kind(name))
-                if self.ha and job_type is not None:
-                    self.job_ids[name] = poll_until(
-                        f"airflow {name}'s job row",
-                        lambda job_type=job_type, known=known, name=name: self._new_job(
-                            job_type, known, name
-                        ),
-                        attempts=240,
-                    )
-                    known.add(self.job_ids[name])
+                self._await_job_row(name, known)
+                known.update(self.job_ids.values())
         poll_until(
             "a healthy Airflow (api-server, scheduler, dag-processor, triggerer)", self._healthy, attempts=240
         )
@@ -328,12 +320,15 @@ class AirflowStack:
         assert process.poll() is not None, f"airflow {name} is still running"
         known = set(self.job_ids.values())
         self.processes[name] = self._spawn(name, self._command(_kind(name)), append=True)
+        self._await_job_row(name, known)
+
+    def _await_job_row(self, name: str, known: set[int]) -> None:
+        """For a scheduler or triggerer of an HA stack, wait for its job row (one not in ``known``) and
+        remember it in :attr:`job_ids`."""
         job_type = _JOB_TYPES.get(_kind(name))
         if self.ha and job_type is not None:
             self.job_ids[name] = poll_until(
-                f"airflow {name}'s new job row",
-                lambda: self._new_job(job_type, known, name),
-                attempts=240,
+                f"airflow {name}'s job row", lambda: self._new_job(job_type, known, name), attempts=240
             )
 
     def signal_tree(self, name: str, sig: signal.Signals) -> list[int]:
